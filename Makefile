@@ -1,0 +1,43 @@
+# Dockgate: `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format bench chaos clean help
+
+help:
+	@echo "make demo   - create .venv, install, run the appliance on embedded defaults"
+	@echo "make test   - install what the tests need (Python and Debian packages), run pytest"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - print the performance figures (bench/)"
+
+$(VENV)/.runtime: pyproject.toml .ci/install
+	bash .ci/install runtime
+	touch $@
+
+$(VENV)/.dev: pyproject.toml .ci/install
+	bash .ci/install dev
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(BIN)/dockgate demo
+
+test: $(VENV)/.dev
+	bash .ci/install system
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.dev
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

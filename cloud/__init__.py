@@ -1,0 +1,1 @@
+"""Dockgate cloud service: fleet CA, event ingest, fleet stock, freezes, model rollout."""

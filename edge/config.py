@@ -1,0 +1,86 @@
+"""The edge node's configuration: one TOML file, environment overrides, validated at start-up.
+
+Each area owns its section model in its own module; this module only assembles them.
+Environment overrides use ``DOCKGATE_<SECTION>__<KEY>``, e.g. ``DOCKGATE_LEDGER__PATH``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge.contracts.settings import StrictModel, load_settings
+
+DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+
+
+class DeviceConfig(StrictModel):
+    id: str = Field(
+        "edge-01",
+        pattern=DEVICE_ID_PATTERN,
+        description="device id (certificate subject): 2-63 lowercase letters, digits, dashes",
+    )
+    site: str = Field(
+        "site-01", pattern=DEVICE_ID_PATTERN, description="site (warehouse) this node belongs to"
+    )
+    org: str = Field(
+        "org-01",
+        pattern=DEVICE_ID_PATTERN,
+        description="organisation; QA freezes propagate within it",
+    )
+    data_dir: Path = Field(
+        Path("data/edge"), description="directory for the ledger, keys, samples and state"
+    )
+
+
+class LedgerConfig(StrictModel):
+    path: Path | None = Field(
+        None, description="SQLite ledger file; default <device.data_dir>/ledger.db"
+    )
+    expiry_warning_days: int = Field(
+        30, ge=0, le=3650, description="days before expiry from which a pick raises a warning"
+    )
+    expiry_block_days: int = Field(
+        7, ge=0, le=3650, description="days before expiry from which sale and shipping are refused"
+    )
+    synchronous: str = Field(
+        "FULL",
+        pattern="^(FULL|NORMAL)$",
+        description="SQLite synchronous mode: FULL in production; NORMAL only in power-loss tests",
+    )
+    max_size_mb: int = Field(
+        0, ge=0, description="cap on the ledger database size in MiB (0 = no cap beyond the disk)"
+    )
+
+    def resolved_path(self, device: DeviceConfig) -> Path:
+        return self.path if self.path is not None else device.data_dir / "ledger.db"
+
+
+class EdgeConfig(BaseSettings):
+    """Everything an edge node reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCKGATE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    device: DeviceConfig = Field(DeviceConfig(), description="device identity")
+    ledger: LedgerConfig = Field(LedgerConfig(), description="stock ledger")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: an operator's override beats the file.
+        return (env_settings, init_settings)
+
+
+def load_edge_config(path: Path | None = None) -> EdgeConfig:
+    """Load and validate the edge config; raises ``DockgateError(CONFIG_INVALID)``."""
+    return load_settings(EdgeConfig, path)

@@ -1,0 +1,1 @@
+"""Over-the-air model releases: TUF metadata, verified downloads, atomic model swap."""

@@ -1,0 +1,60 @@
+"""The wire contracts: import boundaries, error-code documentation, event hashing."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from edge.contracts.errors import DESCRIPTIONS, ErrorCode
+from edge.contracts.event import GENESIS_HASH, Event, event_hash
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _imports(package: Path) -> set[tuple[Path, str]]:
+    found: set[tuple[Path, str]] = set()
+    for file in package.rglob("*.py"):
+        tree = ast.parse(file.read_text(), filename=str(file))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add((file, node.module))
+            elif isinstance(node, ast.Import):
+                found |= {(file, alias.name) for alias in node.names}
+    return found
+
+
+def test_contracts_import_nothing_else_from_edge() -> None:
+    for file, module in _imports(REPO / "edge" / "contracts"):
+        if module.startswith("edge"):
+            assert module.startswith("edge.contracts"), f"{file} imports {module}"
+
+
+def test_cloud_ota_and_bridge_use_only_contracts_from_edge() -> None:
+    for package in ("cloud", "firmware_bridge"):
+        for file, module in _imports(REPO / package):
+            if module == "edge" or module.startswith("edge."):
+                assert module.startswith("edge.contracts"), f"{file} imports {module}"
+
+
+def test_every_error_code_is_described_and_in_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    for code in ErrorCode:
+        assert DESCRIPTIONS.get(code), f"{code} has no description"
+        assert f"`{code.value}`" in readme, f"{code} missing from README error table"
+
+
+def test_event_hash_is_canonical() -> None:
+    event = Event(
+        id="0190b7c0-0000-7000-8000-000000000001",
+        device_id="edge-01",
+        seq=1,
+        ts="2026-01-01T00:00:00.000Z",
+        kind="receipt",
+        actor="device:edge-01",
+        payload={"b": 1, "a": "批号"},
+        prev_hash=GENESIS_HASH,
+    ).sealed()
+    reordered = dict(reversed(list(event.body().items())))
+    reordered["payload"] = {"a": "批号", "b": 1}
+    assert event_hash(reordered) == event.hash
+    assert Event.from_dict(event.to_dict()) == event
