@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format bench chaos clean help
+.PHONY: demo test lint format bench chaos clean help readme
 
 help:
 	@echo "make demo   - create .venv, install, run the appliance on embedded defaults"
@@ -41,3 +41,6 @@ bench: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+readme: $(VENV)/.runtime  ## regenerate the README's error-code table from edge/contracts/errors.py
+	$(BIN)/python -c "import re,pathlib;from edge.contracts.errors import markdown_table as t;p=pathlib.Path('README.md');s=p.read_text();a='<!-- errors:begin -->';b='<!-- errors:end -->';p.write_text(s[:s.index(a)+len(a)]+'\n'+t()+'\n'+s[s.index(b):])"

@@ -21,19 +21,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run and administer this edge node (config, enroll, status, users).",
     ),
     "errors": ("edge.errors_cli:errors", "List every stable error code and its meaning."),
+    "sim": ("edge.sim_cli:sim", "Device simulators: AGVs, the sorting-line PLC, a serial scanner."),
 }
 
 
 class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported on first use."""
+    """A click group whose sub-commands are imported on first use.
+
+    ``commands_map`` maps a name to ``("module:attribute", one-line help)``.
+    """
+
+    def __init__(
+        self, *args: Any, commands_map: dict[str, tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands_map = COMMANDS if commands_map is None else commands_map
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(self.commands_map)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        if cmd_name not in self.commands_map:
             return None
-        target, help_text = COMMANDS[cmd_name]
+        target, help_text = self.commands_map[cmd_name]
         module_name, attr = target.split(":")
         try:
             command = _as_click(getattr(importlib.import_module(module_name), attr), cmd_name)
