@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import leaks
 from tests.support.mosquitto import Broker
 from tests.support.net import free_port
 
@@ -23,6 +24,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ),
         help="PostgreSQL URL for the cloud tests that run on PostgreSQL",
     )
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves threads or child processes running after its teardown.
+
+    Module/session-scoped fixtures that own long-lived peers opt out with
+    ``@pytest.mark.allow_leaks``.
+    """
+    before = leaks.snapshot()
+    yield
+    if request.node.get_closest_marker("allow_leaks"):
+        return
+    found = leaks.leftovers(before)
+    if found:
+        pytest.fail("test left running after teardown: " + ", ".join(found), pytrace=False)
 
 
 @pytest.fixture
