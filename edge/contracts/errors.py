@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     AGV_MESSAGE_INVALID = "AGV_MESSAGE_INVALID"
     AGV_UNAVAILABLE = "AGV_UNAVAILABLE"
     AGV_ORDER_FAILED = "AGV_ORDER_FAILED"
+    AGV_ROUTE_UNKNOWN = "AGV_ROUTE_UNKNOWN"
     SCANNER_DISCONNECTED = "SCANNER_DISCONNECTED"
     SCANNER_FRAME_GARBLED = "SCANNER_FRAME_GARBLED"
     PLC_DISCONNECTED = "PLC_DISCONNECTED"
@@ -129,6 +130,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.AGV_MESSAGE_INVALID: "A VDA 5050 message failed schema validation and was ignored.",
     ErrorCode.AGV_UNAVAILABLE: "No AGV is online, idle and charged enough; the task waits in the queue.",
     ErrorCode.AGV_ORDER_FAILED: "An AGV lost its connection, reported a fatal error or went silent during an order.",
+    ErrorCode.AGV_ROUTE_UNKNOWN: "A dispatch task names a node or location that is not on the site map, or no path joins them.",
     ErrorCode.SCANNER_DISCONNECTED: "The serial scanner port is gone; reconnecting with backoff.",
     ErrorCode.SCANNER_FRAME_GARBLED: "A scanner frame could not be parsed; it was counted and skipped.",
     ErrorCode.PLC_DISCONNECTED: "The PLC does not answer on its Modbus connection; reconnecting.",
