@@ -1,0 +1,275 @@
+"""The signed envelope: how an edge node proves that a result or ledger event is its own.
+
+Format: a JWS (RFC 7515) in compact serialisation, signed with the device's Ed25519 key
+(``alg: EdDSA``, RFC 8037) or ECDSA P-256 key (``alg: ES256``). The algorithm is fixed by the
+device certificate's key type; anything else, ``none`` included, is refused (RFC 8725 §3.1).
+
+Protected header (every field is covered by the signature)::
+
+    {"alg": "EdDSA",                       # from the certificate's key type, never chosen freely
+     "typ": "dockgate-event+jws",          # explicit type, so a checkpoint can't pass as an event
+     "kid": "edge-01",                     # device id, must equal the certificate's CN
+     "x5t#S256": "<base64url SHA-256 of the device certificate DER>"}
+
+Payload: the RFC 8785 canonical JSON of ::
+
+    {"v": 1, "dev": "edge-01", "seq": 7, "ts": "2026-11-22T05:30:00.000Z",
+     "mv": "ocr-ppocr-v6@1.0" or null,      # model version, when a model produced the result
+     "event": {...the sealed ledger event: id, device_id, seq, ts, kind, actor, payload,
+               prev_hash, hash...}}
+
+``dev``/``seq``/``ts`` repeat the event's own fields so a verifier can route and order an
+envelope before looking into the event; the verifier checks that they agree, and that
+``event.hash`` is the RFC 8785 hash of the event body, so the signed bytes are exactly the record
+that gets stored.
+
+Worked example (Ed25519 key; the signature part is shortened here)::
+
+    eyJhbGciOiJFZERTQSIsImtpZCI6ImVkZ2UtMDEiLCJ0eXAiOiJkb2NrZ2F0ZS1ldmVudCtqd3MiLCJ4NXQjUzI1
+    NiI6Ik1tQ2oxV...In0.eyJkZXYiOiJlZGdlLTAxIiwiZXZlbnQiOnsiYWN0b3IiOiJkZXZpY2U6ZWRnZS0wMSIs
+    ...fQ.3q2-7w...
+
+decodes to header ``{"alg":"EdDSA","kid":"edge-01","typ":"dockgate-event+jws",
+"x5t#S256":"MmCj1W..."}`` and payload ``{"dev":"edge-01","event":{"actor":"device:edge-01",
+"device_id":"edge-01","hash":"9f2c...","id":"0190b7c0-...","kind":"receipt","payload":{...},
+"prev_hash":"0000...","seq":7,"ts":"2026-11-22T05:30:00.000Z"},"mv":null,"seq":7,
+"ts":"2026-11-22T05:30:00.000Z","v":1}``. Any JWS library verifies it given the device
+certificate's public key, e.g. PyJWT: ``jwt.api_jws.decode_complete(token, cert.public_key(),
+algorithms=["EdDSA"])``.
+
+Two more kinds of JWS share the header rules: a *checkpoint* (``typ: dockgate-checkpoint+jws``,
+payload ``{"v":1,"dev","seq","head","ts"}``: the device's chain head, anchored in the cloud) and
+a *request signature* (``typ: dockgate-request+jws``, payload
+``{"v":1,"dev","m","p","body","ts","nonce"}``: authenticates one HTTP request of a device).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from joserfc import jws
+from joserfc.errors import JoseError, UnsupportedAlgorithmError
+from joserfc.jwk import ECKey, OKPKey
+from joserfc.jws import JWSRegistry
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from edge.contracts.event import canonical_json, event_hash
+
+
+class _Registry(JWSRegistry):
+    """joserfc's registry, minus the RFC 9864 "EdDSA is deprecated" warning on every call.
+
+    RFC 9864 prefers the fully specified name "Ed25519", but PyJWT and most deployed verifiers
+    only know "EdDSA" (RFC 8037). We keep the interoperable name: the curve is pinned by the
+    device certificate, which is the ambiguity RFC 9864 removes.
+    """
+
+    def get_alg(self, name: str) -> Any:
+        if name not in self.algorithms or not self.allowed or name not in self.allowed:
+            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
+        return self.algorithms[name]
+
+
+_REGISTRIES = {alg: _Registry(algorithms=[alg]) for alg in ("EdDSA", "ES256")}
+
+ENVELOPE_VERSION = 1
+TYP_EVENT = "dockgate-event+jws"
+TYP_CHECKPOINT = "dockgate-checkpoint+jws"
+TYP_REQUEST = "dockgate-request+jws"
+MAX_ENVELOPE_BYTES = 64 * 1024
+
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def cert_fingerprint(cert: x509.Certificate) -> str:
+    """``x5t#S256``: base64url SHA-256 of the certificate's DER encoding."""
+    return b64url(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+
+
+def alg_for_key(key: PublicKey | PrivateKey) -> str:
+    """The one JWS algorithm a key type may use."""
+    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return "EdDSA"
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) and isinstance(
+        key.curve, ec.SECP256R1
+    ):
+        return "ES256"
+    raise DockgateError(ErrorCode.ALG_NOT_ALLOWED, "device keys must be Ed25519 or ECDSA P-256")
+
+
+def jwk_for(key: PublicKey | PrivateKey) -> OKPKey | ECKey:
+    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return OKPKey.import_key(key)
+    return ECKey.import_key(key)
+
+
+def device_id_of(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if not names:
+        raise DockgateError(ErrorCode.CERT_CHAIN_INVALID, "certificate has no common name")
+    return str(names[0].value)
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """What a verifier knows about one device certificate."""
+
+    device_id: str
+    fingerprint: str
+    alg: str
+    public_key: PublicKey
+    jwk: OKPKey | ECKey = field(repr=False, compare=False)
+
+    @classmethod
+    def from_cert(cls, cert: x509.Certificate) -> DeviceKey:
+        public = cert.public_key()
+        if not isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
+            raise DockgateError(ErrorCode.ALG_NOT_ALLOWED, "certificate key is not Ed25519/P-256")
+        return cls(
+            device_id_of(cert), cert_fingerprint(cert), alg_for_key(public), public, jwk_for(public)
+        )
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> DeviceKey:
+        data = pem.encode() if isinstance(pem, str) else pem
+        return cls.from_cert(x509.load_pem_x509_certificate(data))
+
+
+def read_header(token: str) -> dict[str, Any]:
+    """The protected header, NOT verified: only to find which certificate to verify with."""
+    if not isinstance(token, str) or len(token) > MAX_ENVELOPE_BYTES or token.count(".") != 2:
+        raise DockgateError(ErrorCode.SIG_INVALID, "not a compact JWS")
+    try:
+        header = json.loads(_b64url_decode(token.split(".", 1)[0]))
+    except (ValueError, binascii.Error):
+        raise DockgateError(ErrorCode.SIG_INVALID, "JWS header is not base64url JSON") from None
+    if not isinstance(header, dict):
+        raise DockgateError(ErrorCode.SIG_INVALID, "JWS header is not a JSON object")
+    return header
+
+
+def sign_jws(
+    typ: str, claims: dict[str, Any], key: PrivateKey, device_id: str, fingerprint: str
+) -> str:
+    """Sign canonical ``claims`` as a compact JWS of type ``typ`` (used by the device)."""
+    alg = alg_for_key(key)
+    header = {"alg": alg, "typ": typ, "kid": device_id, "x5t#S256": fingerprint}
+    return jws.serialize_compact(
+        header, canonical_json(claims), jwk_for(key), registry=_REGISTRIES[alg]
+    )
+
+
+def verify_jws(token: str, key: DeviceKey, typ: str) -> dict[str, Any]:
+    """Verify a device JWS of type ``typ`` against ``key``; return its claims.
+
+    Order matters for the error a person sees: algorithm, then identity binding (header against
+    certificate), then the signature, then the claims against the header.
+    """
+    header = read_header(token)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none" or alg != key.alg:
+        raise DockgateError(
+            ErrorCode.ALG_NOT_ALLOWED, f"alg {alg!r} refused: the certificate allows only {key.alg}"
+        )
+    if header.get("typ") != typ:
+        raise DockgateError(ErrorCode.SIG_INVALID, f"typ {header.get('typ')!r}, expected {typ}")
+    if header.get("kid") != key.device_id:
+        raise DockgateError(
+            ErrorCode.DEVICE_MISMATCH,
+            f"envelope names device {header.get('kid')!r}, certificate is {key.device_id!r}",
+        )
+    if header.get("x5t#S256") != key.fingerprint:
+        raise DockgateError(ErrorCode.DEVICE_MISMATCH, "envelope names another certificate")
+    if set(header) - {"alg", "typ", "kid", "x5t#S256"}:
+        raise DockgateError(ErrorCode.SIG_INVALID, "unexpected JWS header fields")
+    try:
+        obj = jws.deserialize_compact(token, key.jwk, registry=_REGISTRIES[key.alg])
+    except JoseError as exc:
+        raise DockgateError(
+            ErrorCode.SIG_INVALID, f"signature does not verify ({exc.error})"
+        ) from None
+    try:
+        claims = json.loads(obj.payload)
+    except ValueError:
+        raise DockgateError(ErrorCode.SIG_INVALID, "payload is not JSON") from None
+    if not isinstance(claims, dict) or claims.get("v") != ENVELOPE_VERSION:
+        raise DockgateError(ErrorCode.EVENT_INVALID, "unsupported envelope version")
+    if claims.get("dev") != key.device_id:
+        raise DockgateError(
+            ErrorCode.DEVICE_MISMATCH, f"payload names device {claims.get('dev')!r}"
+        )
+    return claims
+
+
+@dataclass(frozen=True)
+class VerifiedEnvelope:
+    """An envelope whose signature, identity and event hash all checked out."""
+
+    token: str
+    device_id: str
+    fingerprint: str
+    seq: int
+    ts: str
+    model_version: str | None
+    event: dict[str, Any]
+
+
+def sign_envelope(
+    event: dict[str, Any],
+    key: PrivateKey,
+    fingerprint: str,
+    model_version: str | None = None,
+) -> str:
+    """Wrap one sealed event (``Event.to_dict()``) in an envelope signed by the device key."""
+    claims = {
+        "v": ENVELOPE_VERSION,
+        "dev": event["device_id"],
+        "seq": event["seq"],
+        "ts": event["ts"],
+        "mv": model_version,
+        "event": event,
+    }
+    return sign_jws(TYP_EVENT, claims, key, str(event["device_id"]), fingerprint)
+
+
+def verify_envelope(token: str, key: DeviceKey) -> VerifiedEnvelope:
+    """Verify an event envelope; raises :class:`DockgateError` with the stable reason code."""
+    claims = verify_jws(token, key, TYP_EVENT)
+    event = claims.get("event")
+    if not isinstance(event, dict):
+        raise DockgateError(ErrorCode.EVENT_INVALID, "envelope carries no event")
+    if event.get("device_id") != key.device_id:
+        raise DockgateError(ErrorCode.DEVICE_MISMATCH, "event belongs to another device")
+    seq, ts = claims.get("seq"), claims.get("ts")
+    if not isinstance(seq, int) or seq < 1 or event.get("seq") != seq or event.get("ts") != ts:
+        raise DockgateError(ErrorCode.EVENT_INVALID, "envelope seq/ts disagree with the event")
+    body = {k: v for k, v in event.items() if k != "hash"}
+    if event.get("hash") != event_hash(body):
+        raise DockgateError(ErrorCode.CHAIN_BROKEN, f"event {seq}: hash does not match its body")
+    mv = claims.get("mv")
+    return VerifiedEnvelope(
+        token,
+        key.device_id,
+        key.fingerprint,
+        seq,
+        str(ts),
+        mv if isinstance(mv, str) else None,
+        event,
+    )
