@@ -25,6 +25,10 @@ class ErrorCode(StrEnum):
     OVERRIDE_REASON_REQUIRED = "OVERRIDE_REASON_REQUIRED"
     UNKNOWN_SKU = "UNKNOWN_SKU"
     UNKNOWN_UNIT = "UNKNOWN_UNIT"
+    UNKNOWN_LOCATION = "UNKNOWN_LOCATION"
+    UNKNOWN_SUPPLIER = "UNKNOWN_SUPPLIER"
+    EXPIRY_WARNING = "EXPIRY_WARNING"
+    BELOW_SAFETY_STOCK = "BELOW_SAFETY_STOCK"
     QUANTITY_INVALID = "QUANTITY_INVALID"
     EVENT_INVALID = "EVENT_INVALID"
     CHAIN_BROKEN = "CHAIN_BROKEN"
@@ -93,6 +97,10 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OVERRIDE_REASON_REQUIRED: "A supervisor override needs a written reason.",
     ErrorCode.UNKNOWN_SKU: "No SKU with that code or GTIN in the master data.",
     ErrorCode.UNKNOWN_UNIT: "The SKU has no conversion for that unit of measure.",
+    ErrorCode.UNKNOWN_LOCATION: "No storage location with that code in the master data.",
+    ErrorCode.UNKNOWN_SUPPLIER: "No supplier with that code in the master data.",
+    ErrorCode.EXPIRY_WARNING: "Warning, not a refusal: the batch expires within the warning window.",
+    ErrorCode.BELOW_SAFETY_STOCK: "Alert: the SKU's available stock fell below its safety stock.",
     ErrorCode.QUANTITY_INVALID: "A quantity is zero, negative where not allowed, or not a whole number of base units.",
     ErrorCode.EVENT_INVALID: "An event is malformed: unknown kind, missing field or wrong type.",
     ErrorCode.CHAIN_BROKEN: "A stored event's hash or prev_hash does not match: the log was altered.",

@@ -1,0 +1,381 @@
+"""The ledger core: opening the file and appending events, one transaction per commit group.
+
+``Ledger.append`` is the only write path for events. In ONE SQLite transaction it checks the
+rules, writes the event row (UUIDv7 id, per-device seq, UTC ms timestamp, prev_hash, hash),
+updates the stock projection, writes the outbox row (signed if a signer is set) and any alert
+event the movement caused. Concurrent callers share a transaction through
+:class:`~edge.ledger.groupcommit.GroupCommit`; each rule refusal is rolled back to its own
+savepoint, so one bad request never sinks its neighbours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlite_utils
+import uuid_utils
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from edge.contracts.event import Event, EventKind, canonical_json
+from edge.contracts.signing import Signer
+from edge.ledger import codes, db, migrations, projection, rules
+from edge.ledger.groupcommit import GroupCommit, Pending
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What ``append`` did: the stored event, warnings for the operator, alert events it
+    raised, and whether the event id was already known (then nothing new was written)."""
+
+    event: Event
+    warnings: tuple[str, ...] = ()
+    duplicate: bool = False
+    alerts: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Request:
+    kind: str
+    payload: dict[str, Any]
+    actor: str
+    event_id: str | None
+    model_version: str | None
+
+
+@dataclass
+class _Head:
+    seq: int
+    hash: str
+    created: list[int] = field(default_factory=list)
+
+
+def format_ts(moment: datetime) -> str:
+    """UTC RFC 3339 with milliseconds, e.g. ``2026-11-22T05:10:14.123Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
+    """An ``events`` row (seq, id, device_id, ts, kind, actor, payload, prev_hash, hash)."""
+    seq, eid, device, ts, kind, actor, payload, prev, digest = row
+    return Event(eid, device, seq, ts, kind, actor, json.loads(payload), prev, digest)
+
+
+EVENT_COLUMNS = "seq, id, device_id, ts, kind, actor, payload, prev_hash, hash"
+
+
+class LedgerCore:
+    """Connection, migrations, the append path and the outbox. See :class:`Ledger`."""
+
+    def __init__(
+        self,
+        database: sqlite_utils.Database,
+        device_id: str,
+        *,
+        signer: Signer | None,
+        expiry_warning_days: int,
+        expiry_block_days: int,
+        clock: Clock | None,
+    ) -> None:
+        self.db = database
+        self.conn: sqlite3.Connection = database.conn
+        self.device_id = device_id
+        self.signer = signer
+        self.expiry_warning_days = expiry_warning_days
+        self.expiry_block_days = expiry_block_days
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.lock = threading.RLock()  # one connection: every use is serialised
+        self.group: GroupCommit[AppendResult] = GroupCommit(self._run_batch)
+
+    @staticmethod
+    def _open_db(
+        path: Path, device_id: str, synchronous: str, max_size_mb: int
+    ) -> sqlite_utils.Database:
+        database = db.connect(path, synchronous=synchronous, max_size_mb=max_size_mb)
+        try:
+            migrations.apply(database, path)
+            _bind_device(database, device_id)
+        except BaseException:
+            database.conn.close()
+            raise
+        return database
+
+    # context manager -------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (pending WAL content stays durable on disk)."""
+        with self.lock:
+            self.conn.close()
+
+    def __enter__(self) -> LedgerCore:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # the write path --------------------------------------------------------------------
+    def append(
+        self,
+        kind: str | EventKind,
+        payload: dict[str, Any],
+        *,
+        actor: str,
+        event_id: str | None = None,
+        model_version: str | None = None,
+    ) -> AppendResult:
+        """Check, record and project one event; returns only once it is durable.
+
+        A known ``event_id`` is a no-op returning the original result (``duplicate=True``).
+        Raises :class:`DockgateError` with the rule's code when refused, ``STORAGE_FULL`` or
+        ``LEDGER_WRITE_FAILED`` when SQLite cannot commit; nothing is written then.
+        """
+        request = _Request(str(kind), payload, actor, event_id, model_version)
+        return self.group.submit(request)
+
+    def context(self) -> rules.Context:
+        today: date = self.clock().astimezone(UTC).date()
+        return rules.Context(today, self.expiry_warning_days, self.expiry_block_days)
+
+    def _run_batch(self, batch: list[Pending[AppendResult]]) -> None:
+        with self.lock:
+            conn = self.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                head = self._head()
+                results = [self._one_savepoint(p, head) for p in batch]
+                conn.execute("COMMIT")
+            except (sqlite3.Error, OSError) as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                db.raise_storage_error(exc, "append")
+        for p, result in zip(batch, results, strict=True):
+            if isinstance(result, AppendResult):
+                p.resolve(result)
+            else:
+                p.reject(result)
+
+    def _head(self) -> _Head:
+        row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return _Head(0, GENESIS) if row is None else _Head(int(row[0]), str(row[1]))
+
+    def _one_savepoint(self, p: Pending[AppendResult], head: _Head) -> AppendResult | DockgateError:
+        req = p.request
+        assert isinstance(req, _Request)
+        saved = (head.seq, head.hash)
+        self.conn.execute("SAVEPOINT one")
+        try:
+            result = self._append_one(req, head)
+        except DockgateError as exc:
+            self.conn.execute("ROLLBACK TO one")
+            self.conn.execute("RELEASE one")
+            head.seq, head.hash = saved
+            return exc
+        self.conn.execute("RELEASE one")
+        return result
+
+    def _append_one(self, req: _Request, head: _Head) -> AppendResult:
+        event_id = _check_event_id(req.event_id) if req.event_id else None
+        if event_id is not None:
+            original = self._original(event_id, req.kind)
+            if original is not None:
+                return original
+        actor = codes.check_actor(req.actor)
+        prepared = rules.prepare(self.conn, self.context(), req.kind, req.payload)
+        if req.model_version is not None:
+            prepared.payload["model_version"] = str(req.model_version)
+        watched = _skus_taken(prepared.effects)
+        before = {sku: self._available(sku) for sku in watched}
+        event = self._write(head, req.kind, prepared.payload, actor, event_id, req.model_version)
+        projection.apply_sql(self.conn, prepared.effects, event.ts)
+        alerts = tuple(self._safety_alerts(head, event, before))
+        return AppendResult(event, tuple(prepared.warnings), False, alerts)
+
+    def _write(
+        self,
+        head: _Head,
+        kind: str,
+        payload: dict[str, Any],
+        actor: str,
+        event_id: str | None,
+        model_version: str | None,
+    ) -> Event:
+        try:
+            text = canonical_json(payload).decode()
+            event = Event(
+                id=event_id or str(uuid_utils.uuid7()),
+                device_id=self.device_id,
+                seq=head.seq + 1,
+                ts=format_ts(self.clock()),
+                kind=str(kind),
+                actor=actor,
+                payload=json.loads(text),
+                prev_hash=head.hash,
+            ).sealed()
+        except (TypeError, ValueError, OverflowError) as exc:  # not canonical-JSON-able
+            raise DockgateError(
+                ErrorCode.EVENT_INVALID, f"payload cannot be hashed: {exc}"
+            ) from None
+        self.conn.execute(
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant SQL fragments only; values are bound
+            (
+                event.seq,
+                event.id,
+                event.device_id,
+                event.ts,
+                event.kind,
+                event.actor,
+                text,
+                event.prev_hash,
+                event.hash,
+            ),
+        )
+        self.conn.execute(
+            "INSERT INTO outbox (seq, event_id, model_version, envelope) VALUES (?, ?, ?, ?)",
+            (event.seq, event.id, model_version, self._sign(event, model_version)),
+        )
+        head.seq, head.hash = event.seq, event.hash
+        return event
+
+    def _sign(self, event: Event, model_version: str | None) -> str | None:
+        if self.signer is None:
+            return None
+        try:
+            return self.signer.sign_event(event.to_dict(), model_version=model_version)
+        except Exception as exc:  # signing must never stop the dock; sign_pending retries
+            log.warning("signing event %s deferred: %s", event.seq, type(exc).__name__)
+            return None
+
+    def _original(self, event_id: str, kind: str) -> AppendResult | None:
+        row = self.conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?",  # noqa: S608 - constant
+            (event_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        event = row_to_event(row)
+        if event.kind != kind:
+            raise DockgateError(
+                ErrorCode.EVENT_INVALID, f"event id {event_id} was already used for a {event.kind}"
+            )
+        alerts = self.conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'alert' AND seq > ? "  # noqa: S608 - constant SQL fragments only; values are bound
+            "AND json_extract(payload, '$.cause') = ? ORDER BY seq",
+            (event.seq, event_id),
+        ).fetchall()
+        warnings = tuple(event.payload.get("warnings", ()))
+        return AppendResult(event, warnings, True, tuple(row_to_event(a) for a in alerts))
+
+    def _available(self, sku: str) -> int:
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(s.qty), 0) FROM stock s JOIN locations l ON l.code = s.location "  # noqa: S608 - constant SQL fragments only; values are bound
+            f"WHERE s.sku = ? AND l.zone IN {rules.AVAILABLE_ZONES!r}",
+            (sku,),
+        ).fetchone()
+        return int(row[0])
+
+    def _safety_alerts(self, head: _Head, cause: Event, before: dict[str, int]) -> list[Event]:
+        alerts = []
+        for sku, was in before.items():
+            row = self.conn.execute(
+                "SELECT safety_stock FROM skus WHERE sku = ?", (sku,)
+            ).fetchone()
+            safety = int(row[0]) if row else 0
+            now = self._available(sku)
+            if safety and was >= safety > now:
+                payload = {
+                    "code": ErrorCode.BELOW_SAFETY_STOCK.value,
+                    "sku": sku,
+                    "available": now,
+                    "safety_stock": safety,
+                    "cause": cause.id,
+                }
+                device = f"device:{self.device_id}"
+                alerts.append(self._write(head, EventKind.ALERT, payload, device, None, None))
+        return alerts
+
+    # signing later ---------------------------------------------------------------------
+    def sign_pending(self, signer: Signer, batch: int = 500) -> int:
+        """Sign outbox rows written before enrollment, in seq order; returns how many."""
+        done = 0
+        while True:
+            with self.lock:
+                rows = self.conn.execute(
+                    f"SELECT {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}, "  # noqa: S608 - constant SQL fragments only; values are bound
+                    "o.model_version FROM outbox o JOIN events e USING (seq) "
+                    "WHERE o.envelope IS NULL ORDER BY o.seq LIMIT ?",
+                    (batch,),
+                ).fetchall()
+                if not rows:
+                    return done
+                envelopes = [
+                    (signer.sign_event(row_to_event(r[:9]).to_dict(), model_version=r[9]), r[0])
+                    for r in rows
+                ]
+                self._write_txn(partial(self.conn.executemany, _SET_ENVELOPE, envelopes))
+                done += len(rows)
+
+    def _write_txn(self, work: Callable[[], object]) -> None:
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                work()
+                self.conn.execute("COMMIT")
+            except (sqlite3.Error, OSError) as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                db.raise_storage_error(exc, "ledger write")
+
+
+_SET_ENVELOPE = "UPDATE outbox SET envelope = ? WHERE seq = ?"
+
+
+def _skus_taken(fx: projection.Effects) -> set[str]:
+    return {sku for sku, _lot, _loc, delta in fx.moves if delta < 0}
+
+
+def _check_event_id(raw: str) -> str:
+    try:
+        return str(uuid.UUID(str(raw)))
+    except ValueError:
+        raise DockgateError(ErrorCode.EVENT_INVALID, f"event id {raw!r} is not a UUID") from None
+
+
+def _bind_device(database: sqlite_utils.Database, device_id: str) -> None:
+    """A ledger file belongs to one device for life: refuse to open it as another."""
+    row = database.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+    if row is None:
+        database.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?)", (device_id,))
+    elif row[0] != device_id:
+        raise DockgateError(
+            ErrorCode.DEVICE_MISMATCH, f"this ledger belongs to device {row[0]}, not {device_id}"
+        )
+
+
+def stored_device_id(path: Path) -> str | None:
+    """The device a ledger file belongs to (None for a new file), without migrating it."""
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
