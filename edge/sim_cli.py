@@ -7,7 +7,9 @@ import click
 from edge.cli import LazyGroup
 
 # name -> ("module:attribute", one-line help); each simulator registers itself here.
-SIMULATORS: dict[str, tuple[str, str]] = {}
+SIMULATORS: dict[str, tuple[str, str]] = {
+    "agv": ("edge.agv.sim:agv", "Simulated AGVs speaking VDA 5050 2.1 over MQTT (--count N)."),
+}
 
 
 @click.group(cls=LazyGroup, commands_map=SIMULATORS)

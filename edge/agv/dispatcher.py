@@ -1,0 +1,482 @@
+"""VDA 5050 master control: turn carton tasks into orders and see them through.
+
+Domain code: it never imports paho. It talks to the broker through a :class:`Link` (the paho
+adapter lives in ``edge/agv/mqtt.py``) and is fed incoming messages with :meth:`on_message`,
+link changes with :meth:`on_link` and the passing of time with :meth:`tick`. One lock
+serialises everything, because paho's network thread and the ticker both call in.
+
+Rules followed (VDA 5050 2.1, 6.6): a new orderId only to an idle AGV (an AGV still holding an
+order we do not track gets ``cancelOrder`` first, and is used once it reports it); base then
+horizon nodes, extended with orderUpdateId +1 only after the AGV's state echoed the previous
+message; unacknowledged messages are resent with the same ids; a rejection stops resending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edge.agv.config import AgvConfig
+from edge.agv.messages import (
+    FINAL_ACTION,
+    REJECTION_ERRORS,
+    UINT32,
+    Connection,
+    State,
+    header,
+    split_topic,
+    topic,
+)
+from edge.agv.orders import build_route, instant_body, last_base, order_body
+from edge.agv.sitemap import SiteMap
+from edge.agv.store import ACTIVE, TaskRow, TaskStore
+from edge.agv.validation import MessageValidator
+from edge.contracts.errors import DockgateError, ErrorCode
+
+log = logging.getLogger(__name__)
+CONTROLLABLE = ("AUTOMATIC", "SEMIAUTOMATIC")
+
+
+class Link(Protocol):
+    """What the dispatcher needs from the broker connection."""
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool: ...
+
+
+@dataclass(frozen=True)
+class DispatchTask:
+    """A carton to move: from where it was read to the location the ledger chose."""
+
+    task_id: str
+    carton_id: str
+    from_node: str
+    to_location: str
+
+
+@dataclass
+class AgvView:
+    """What master control knows about one AGV."""
+
+    manufacturer: str
+    serial: str
+    connection: str | None = None
+    state: State | None = None
+    last_seen: float = 0.0
+    orphan_cancel: str | None = None  # actionId of our cancelOrder for an order we do not track
+    orphan_sent: float = 0.0
+
+
+@dataclass
+class Counters:
+    invalid_messages: int = 0
+    orders_sent: int = 0
+    resends: int = 0
+    redispatches: int = 0
+    last_invalid: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: AgvConfig,
+        sitemap: SiteMap,
+        store: TaskStore,
+        link: Link,
+        validator: MessageValidator,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config, self.sitemap, self.store, self.link = config, sitemap, store, link
+        self.validator, self.clock = validator, clock
+        self.lock = threading.RLock()
+        self.agvs: dict[str, AgvView] = {}
+        self.counters = Counters()
+        self.link_up = False
+        self.on_order_published: Callable[[str, float], None] | None = None  # for bench/tests
+        self._headers = store.header_ids()
+        self._sent_at: dict[str, float] = {}
+        self._busy: dict[str, str] = {}  # agv key -> task id
+        for row in store.by_status(ACTIVE):
+            if row.agv:
+                self._busy[row.agv] = row.task_id
+
+    # ----------------------------------------------------------------- public API
+    def submit(self, task: DispatchTask) -> TaskRow:
+        """Persist a task, then send it to the best AGV or leave it waiting in the queue."""
+        to_node = self.sitemap.location_node(task.to_location)
+        if task.from_node not in self.sitemap.nodes:
+            raise DockgateError(
+                ErrorCode.AGV_ROUTE_UNKNOWN, f"from_node {task.from_node!r} is not on the map"
+            )
+        self.sitemap.route(task.from_node, to_node)  # raises when no path joins them
+        row = TaskRow(task.task_id, task.carton_id, task.from_node, task.to_location, to_node)
+        with self.lock:
+            if not self.store.insert(row):
+                existing = self.store.get(task.task_id)
+                assert existing is not None
+                return existing
+            self._try_dispatch(row, self.clock())
+            return row
+
+    def cancel(self, task_id: str) -> TaskRow:
+        """Operator cancel: a waiting task ends now; a running one gets ``cancelOrder``."""
+        with self.lock:
+            row = self.store.get(task_id)
+            if row is None:
+                raise DockgateError(ErrorCode.NOT_FOUND, f"no dispatch task {task_id}")
+            if row.status == "QUEUED":
+                row.status = "CANCELLED"
+                self.store.save(row, "cancelled", detail="by operator while waiting")
+            elif row.status in ("ASSIGNED", "RUNNING") and row.agv:
+                row.cancel_action = self._instant(row.agv, "cancelOrder")
+                row.status = "CANCELLING"
+                self.store.save(row, "cancelling", detail=f"cancelOrder {row.cancel_action}")
+            return row
+
+    def queue(self) -> list[dict[str, Any]]:
+        """Tasks waiting for an AGV, oldest first, with why they wait (for the panel)."""
+        with self.lock:
+            rows = self.store.by_status(("QUEUED",))
+        now = time.time()
+        return [
+            {
+                "task_id": r.task_id,
+                "carton_id": r.carton_id,
+                "to_location": r.to_location,
+                "waiting_s": round(now - r.created_at, 1),
+                "code": r.code,
+                "reason": r.reason,
+            }
+            for r in rows
+        ]
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "link_up": self.link_up,
+                "validator": self.validator.source,
+                "tasks": self.store.counts(),
+                "agvs": {
+                    k: {
+                        "connection": v.connection,
+                        "busy_with": self._busy.get(k),
+                        "battery": v.state.battery_state.battery_charge if v.state else None,
+                        "last_node": v.state.last_node_id if v.state else None,
+                    }
+                    for k, v in sorted(self.agvs.items())
+                },
+                "invalid_messages": self.counters.invalid_messages,
+                "orders_sent": self.counters.orders_sent,
+                "resends": self.counters.resends,
+                "redispatches": self.counters.redispatches,
+            }
+
+    # ----------------------------------------------------------------- inputs
+    def on_link(self, up: bool) -> None:
+        """The broker connection went up or down. While down nobody is blamed for silence."""
+        with self.lock:
+            self.link_up = up
+            if up:
+                now = self.clock()
+                for view in self.agvs.values():
+                    view.last_seen = now
+                for task_id in self._sent_at:
+                    self._sent_at[task_id] = -1e18  # resend unacknowledged orders at once
+
+    def on_message(self, mqtt_topic: str, payload: bytes) -> None:
+        """Validate, then act on one message from the broker (state, connection, factsheet)."""
+        parts = split_topic(mqtt_topic)
+        if parts is None or parts[0] != self.config.interface_name:
+            return
+        _, manufacturer, serial, subtopic = parts
+        try:
+            message = json.loads(payload)
+        except ValueError as exc:
+            self._invalid(mqtt_topic, f"not JSON: {exc}")
+            return
+        reason = self.validator.reason(subtopic, message)
+        if reason is None and (
+            message.get("manufacturer") != manufacturer or message.get("serialNumber") != serial
+        ):
+            reason = "header manufacturer/serialNumber differ from the topic"
+        if reason is not None:
+            self._invalid(mqtt_topic, reason)
+            return
+        key = f"{manufacturer}/{serial}"
+        with self.lock:
+            view = self.agvs.setdefault(key, AgvView(manufacturer, serial))
+            if subtopic == "connection":
+                self._on_connection(key, view, Connection.model_validate(message))
+            elif subtopic == "state":
+                view.state = State.model_validate(message)
+                view.last_seen = self.clock()
+                self._on_state(key, view, view.state)
+
+    def tick(self) -> None:
+        """Time-based work: silent AGVs, unacknowledged orders, the waiting queue."""
+        with self.lock:
+            if not self.link_up:
+                return
+            now = self.clock()
+            for key, task_id in list(self._busy.items()):
+                view = self.agvs.get(key)
+                row = self.store.get(task_id)
+                if row is None:
+                    continue
+                if view is None or now - view.last_seen > self.config.state_timeout_s:
+                    self._fail(row, f"no state from {key} for {self.config.state_timeout_s:g} s")
+                elif row.status == "ASSIGNED" and not row.acked:
+                    self._maybe_resend(row, now)
+            for key, view in self.agvs.items():
+                self._cancel_orphan(key, view, now)
+            self._drain_queue(now)
+
+    # ----------------------------------------------------------------- handlers
+    def _on_connection(self, key: str, view: AgvView, msg: Connection) -> None:
+        view.connection = msg.connection_state
+        if msg.connection_state == "ONLINE":
+            view.last_seen = self.clock()
+            return
+        task_id = self._busy.get(key)
+        row = self.store.get(task_id) if task_id else None
+        if row is not None:
+            if row.status == "CANCELLING":
+                self._finish(row, "CANCELLED", "cancelled", f"{key} went {msg.connection_state}")
+            else:
+                self._fail(row, f"{key} connection {msg.connection_state}")
+
+    def _on_state(self, key: str, view: AgvView, st: State) -> None:
+        if view.orphan_cancel and _action_final(st, view.orphan_cancel):
+            view.orphan_cancel = None
+        task_id = self._busy.get(key)
+        row = self.store.get(task_id) if task_id else None
+        if row is None:
+            if st.is_idle():
+                self._drain_queue(self.clock())
+            return
+        if row.status == "CANCELLING":
+            if row.cancel_action and _action_final(st, row.cancel_action):
+                self._finish(row, "CANCELLED", "cancelled", f"{key} reported cancelOrder")
+            return
+        fatal = st.fatal_errors()
+        if fatal:
+            self._instant(key, "cancelOrder")  # stop what is left; a person must clear the AGV
+            self._fail(
+                row, f"{key} fatal error {fatal[0].error_type}: {fatal[0].error_description}"
+            )
+            return
+        rejected = _rejection(st, row.order_id or "")
+        if rejected:
+            self._fail(row, f"{key} rejected order {row.order_id}: {rejected}")
+            return
+        if st.order_id != row.order_id:
+            return
+        if not row.acked and st.order_update_id >= row.order_update_id:
+            row.acked, row.status = True, "RUNNING"
+            self._sent_at.pop(row.task_id, None)
+            self.store.save(row, "acknowledged", detail=f"update {row.order_update_id}")
+        if not row.acked:
+            return
+        last = len(row.route) - 1
+        if row.released_upto < last:
+            if st.new_base_request or st.last_node_sequence_id >= row.released_upto - 2:
+                self._extend(row)
+        elif st.is_idle() and st.last_node_sequence_id == last:
+            failed = [
+                a.action_id
+                for a in st.action_states
+                if a.action_id.startswith(f"{row.order_id}-") and a.action_status == "FAILED"
+            ]
+            if failed:
+                self._fail(row, f"{key} failed actions {', '.join(failed)}")
+            else:
+                self._finish(row, "DONE", "done", f"{key} at {row.route[-1]}")
+
+    # ----------------------------------------------------------------- order flow
+    def _eligible(self, key: str, view: AgvView, now: float, row: TaskRow) -> bool:
+        st = view.state
+        return (
+            view.connection == "ONLINE"
+            and st is not None
+            and now - view.last_seen <= self.config.state_timeout_s
+            and key not in self._busy
+            and key not in row.failed_agvs
+            and view.orphan_cancel is None
+            and st.is_idle()
+            and not st.errors
+            and st.operating_mode in CONTROLLABLE
+            and st.safety_state.e_stop == "NONE"
+            and not st.battery_state.charging
+            and st.battery_state.battery_charge > self.config.battery_threshold
+            and st.last_node_id in self.sitemap.nodes
+        )
+
+    def _try_dispatch(self, row: TaskRow, now: float) -> bool:
+        distance = self.sitemap.distances_to(row.from_node)
+        best: tuple[float, str] | None = None
+        for key, view in self.agvs.items():
+            if self._eligible(key, view, now, row) and view.state is not None:
+                d = distance.get(view.state.last_node_id)
+                if d is not None and (best is None or (d, key) < best):
+                    best = (d, key)
+        if best is None:
+            if row.code != ErrorCode.AGV_UNAVAILABLE.value:
+                row.code = ErrorCode.AGV_UNAVAILABLE.value
+                row.reason = (
+                    f"no AGV online, idle, error-free and above {self.config.battery_threshold:g}%"
+                    " battery"
+                )
+                self.store.save(row, "waiting", row.code, row.reason)
+            return False
+        key = best[1]
+        view = self.agvs[key]
+        assert view.state is not None
+        row.attempt += 1
+        row.agv = key
+        row.order_id = f"{row.task_id}.{row.attempt}"
+        row.order_update_id = 0
+        row.route = build_route(self.sitemap, view.state.last_node_id, row.from_node, row.to_node)
+        row.released_upto = last_base(len(row.route), 0, self.config.base_nodes)
+        row.acked, row.sends, row.status, row.code, row.reason = False, 0, "ASSIGNED", None, None
+        self._busy[key] = row.task_id
+        self._send_order(row, start=0, event=f"order to {key}")
+        return True
+
+    def _drain_queue(self, now: float) -> None:
+        for row in self.store.by_status(("QUEUED",)):
+            if not self._try_dispatch(row, now) and not self._any_free(now):
+                break
+
+    def _any_free(self, now: float) -> bool:
+        return any(
+            k not in self._busy and v.connection == "ONLINE" and v.state is not None
+            and v.state.is_idle() for k, v in self.agvs.items()
+        )  # fmt: skip
+
+    def _extend(self, row: TaskRow) -> None:
+        start = row.released_upto
+        row.released_upto = last_base(len(row.route), start, self.config.base_nodes)
+        row.order_update_id += 1
+        row.acked, row.sends, row.status = False, 0, "ASSIGNED"
+        self._send_order(row, start=start, event=f"extend to seq {row.released_upto}")
+
+    def _maybe_resend(self, row: TaskRow, now: float) -> None:
+        if now - self._sent_at.get(row.task_id, now) < self.config.order_ack_timeout_s:
+            return
+        if row.sends > self.config.max_order_resends:
+            self._fail(row, f"{row.agv} never acknowledged order {row.order_id}")
+            return
+        self.counters.resends += 1
+        start = 0 if row.order_update_id == 0 else self._update_start(row)
+        self._send_order(row, start=start, event="resend")
+
+    def _update_start(self, row: TaskRow) -> int:
+        # Replay the same update: it started at the decision point before the last extension.
+        start = 0
+        for _ in range(row.order_update_id):
+            start = last_base(len(row.route), start, self.config.base_nodes)
+        return start if start < row.released_upto else max(0, row.released_upto - 2)
+
+    def _send_order(self, row: TaskRow, start: int, event: str) -> None:
+        assert row.agv and row.order_id
+        body = order_body(
+            self.sitemap, row.route, start, row.released_upto, row.order_id,
+            row.order_update_id, row.carton_id, row.from_node,
+        )  # fmt: skip
+        row.sends += 1
+        hid = self._next_header(row.agv, "order")
+        self.store.save(row, event, detail=f"{row.order_id}/{row.order_update_id}",
+                        header=(row.agv, "order", hid))  # fmt: skip
+        self._sent_at[row.task_id] = self.clock()
+        self._publish(row.agv, "order", hid, body)
+        self.counters.orders_sent += 1
+        if self.on_order_published is not None:
+            self.on_order_published(row.task_id, time.perf_counter())
+
+    def _fail(self, row: TaskRow, reason: str) -> None:
+        """An assignment failed: re-dispatch to another AGV once, then give up (operator)."""
+        log.warning("%s: task %s: %s", ErrorCode.AGV_ORDER_FAILED.value, row.task_id, reason)
+        if row.agv:
+            self._busy.pop(row.agv, None)
+            row.failed_agvs.append(row.agv)
+        self._sent_at.pop(row.task_id, None)
+        row.agv, row.acked, row.code, row.reason = (
+            None,
+            False,
+            ErrorCode.AGV_ORDER_FAILED.value,
+            reason,
+        )
+        if row.redispatched == 0:
+            row.redispatched, row.status = 1, "QUEUED"
+            self.counters.redispatches += 1
+            self.store.save(row, "redispatch", row.code, reason)
+            self._try_dispatch(row, self.clock())
+        else:
+            row.status = "FAILED"
+            self.store.save(row, "failed", row.code, reason)
+
+    def _finish(self, row: TaskRow, status: str, event: str, detail: str) -> None:
+        if row.agv:
+            self._busy.pop(row.agv, None)
+        self._sent_at.pop(row.task_id, None)
+        row.status = status
+        self.store.save(row, event, detail=detail)
+        self._drain_queue(self.clock())
+
+    def _cancel_orphan(self, key: str, view: AgvView, now: float) -> None:
+        """An online AGV holding an order we do not track gets cancelOrder before any new one."""
+        st = view.state
+        if key in self._busy or st is None or view.connection != "ONLINE" or st.is_idle():
+            return
+        if view.orphan_cancel and now - view.orphan_sent < self.config.order_ack_timeout_s:
+            return
+        view.orphan_cancel, view.orphan_sent = self._instant(key, "cancelOrder"), now
+
+    # ----------------------------------------------------------------- output
+    def _instant(self, key: str, action_type: str) -> str:
+        action_id, body = instant_body(action_type)
+        hid = self._next_header(key, "instantActions")
+        self.store.save_header(key, "instantActions", hid)
+        self._publish(key, "instantActions", hid, body)
+        return action_id
+
+    def _next_header(self, key: str, subtopic: str) -> int:
+        value = (self._headers.get((key, subtopic), -1) + 1) % (UINT32 + 1)
+        self._headers[(key, subtopic)] = value
+        return value
+
+    def _publish(self, key: str, subtopic: str, hid: int, body: dict[str, Any]) -> None:
+        view = self.agvs.get(key)
+        manufacturer, serial = (
+            (view.manufacturer, view.serial) if view else tuple(key.split("/", 1))
+        )
+        message = {**header(hid, manufacturer, serial), **body}
+        t = topic(self.config.interface_name, manufacturer, serial, subtopic)
+        if not self.link.publish(t, json.dumps(message).encode(), 0, False):
+            log.info("%s not sent (link down); it is resent when the link returns", t)
+
+    def _invalid(self, mqtt_topic: str, reason: str) -> None:
+        self.counters.invalid_messages += 1
+        self.counters.last_invalid.append(f"{mqtt_topic}: {reason}")
+        log.warning("%s: %s ignored: %s", ErrorCode.AGV_MESSAGE_INVALID.value, mqtt_topic, reason)
+
+
+def _action_final(st: State, action_id: str) -> bool:
+    return any(
+        a.action_id == action_id and a.action_status in FINAL_ACTION for a in st.action_states
+    )
+
+
+def _rejection(st: State, order_id: str) -> str | None:
+    for err in st.errors:
+        if err.error_type in REJECTION_ERRORS and any(
+            r.reference_key == "orderId" and r.reference_value == order_id
+            for r in err.error_references or []
+        ):
+            return f"{err.error_type}: {err.error_description or ''}".strip()
+    return None
