@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edge.agv.config import AgvConfig
 from edge.contracts.settings import StrictModel, load_settings
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -67,6 +68,7 @@ class EdgeConfig(BaseSettings):
 
     device: DeviceConfig = Field(DeviceConfig(), description="device identity")
     ledger: LedgerConfig = Field(LedgerConfig(), description="stock ledger")
+    agv: AgvConfig = Field(AgvConfig(), description="AGV dispatch over MQTT (VDA 5050)")
 
     @classmethod
     def settings_customise_sources(
