@@ -1,0 +1,57 @@
+"""The cloud service: ``create_app(services)`` wires routers, errors and limits; nothing global.
+
+Run it with ``dockgate cloud serve`` (uvicorn). Several workers on one PostgreSQL are fine: all
+state lives in the database.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.requests import Request
+from fastapi.responses import JSONResponse
+
+from cloud.deps import Services
+from cloud.problems import BodyLimit, dockgate_error_handler, problem
+from cloud.routers import admin, ingest, read
+from edge.contracts.errors import DockgateError, ErrorCode
+
+
+async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return problem(ErrorCode.EVENT_INVALID, f"{where}: {first.get('msg', 'invalid request')}")
+
+
+def create_app(svc: Services) -> FastAPI:
+    app = FastAPI(
+        title="Dockgate cloud",
+        version="1",
+        description="Fleet ingest of signed edge events, device registry, stock and audit.",
+    )
+    app.state.services = svc
+    app.add_exception_handler(DockgateError, dockgate_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_middleware(BodyLimit, limit=svc.config.max_body_bytes)
+    app.include_router(ingest.router)
+    app.include_router(admin.router)
+    app.include_router(read.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (``--factory``) for multi-worker runs: config file from the environment."""
+    import os
+    from pathlib import Path
+
+    from cloud.config import load_cloud_config
+
+    path = os.environ.get("DOCKGATE_CLOUD_CONFIG")
+    config = load_cloud_config(Path(path) if path else None)
+    return create_app(Services.from_config(config, run_migrations=False))

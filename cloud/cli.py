@@ -1,0 +1,214 @@
+"""``dockgate cloud``: the fleet CA, the service, tokens, revocation, people, the trust bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from cloud.config import CloudConfig, load_cloud_config
+from cloud.deps import Services
+from edge.contracts.errors import DockgateError
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="DOCKGATE_CLOUD_CONFIG",
+    help="cloud TOML config (default: built-in defaults + DOCKGATE_CLOUD_* variables)",
+)
+
+
+def _config(path: Path | None) -> CloudConfig:
+    try:
+        return load_cloud_config(path)
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@click.group(name="cloud")
+def app() -> None:
+    """The cloud service: fleet CA, ingest API, device tokens and revocation, people."""
+
+
+@app.group("ca")
+def ca_group() -> None:
+    """The fleet certificate authority (offline root, issuing intermediate)."""
+
+
+@ca_group.command("init")
+@click.option(
+    "--dir",
+    "ca_dir",
+    type=click.Path(path_type=Path),
+    default=Path("data/cloud/ca"),
+    show_default=True,
+    help="where root/ and issuing/ are created",
+)
+@click.option("--org", required=True, help="organisation name put in the CA certificates")
+def ca_init(ca_dir: Path, org: str) -> None:
+    """Create the root key+certificate (mode 0600; keep root/ offline) and the issuing CA."""
+    from cloud.services.ca import init_ca
+
+    try:
+        chain = init_ca(ca_dir, org)
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"root:    {ca_dir / 'root'}  (move offline; the service never reads it)")
+    click.echo(f"issuing: {ca_dir / 'issuing'}  (issuing_dir of the cloud config)")
+    click.echo(f"chain:   {chain}")
+
+
+@app.command("migrate")
+@config_option
+def migrate_cmd(config_path: Path | None) -> None:
+    """Apply pending database migrations (Alembic) and exit."""
+    svc = Services.from_config(_config(config_path))
+    svc.close()
+    click.echo("database at head")
+
+
+@app.command("serve")
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(config_path: Path | None, host: str, port: int, workers: int) -> None:
+    """Run the HTTP API (uvicorn). Several workers need a PostgreSQL database_url."""
+    import uvicorn
+
+    cfg = _config(config_path)
+    Services.from_config(cfg).close()  # migrate once, before workers start
+    if config_path is not None:
+        os.environ["DOCKGATE_CLOUD_CONFIG"] = str(config_path)
+    uvicorn.run(
+        "cloud.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.group("token")
+def token_group() -> None:
+    """One-time device enrollment tokens."""
+
+
+@token_group.command("create")
+@config_option
+@click.option("--org", required=True)
+@click.option("--site", required=True)
+@click.option("--device", "device_id", default=None, help="pin the token to this device id")
+@click.option("--ttl-hours", default=24.0, show_default=True, type=click.FloatRange(0.01, 720))
+def token_create(
+    config_path: Path | None, org: str, site: str, device_id: str | None, ttl_hours: float
+) -> None:
+    """Print a new one-time enrollment token (only its hash is stored)."""
+    from cloud.services.registry import create_token
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        with svc.sessions.begin() as s:
+            token = create_token(s, _actor(), org, site, device_id, dt.timedelta(hours=ttl_hours))
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        svc.close()
+    click.echo(token)
+
+
+@app.group("device")
+def device_group() -> None:
+    """Enrolled devices."""
+
+
+@device_group.command("revoke")
+@config_option
+@click.argument("device_id")
+def device_revoke(config_path: Path | None, device_id: str) -> None:
+    """Refuse DEVICE_ID's new submissions; what it sent before stays valid and visible."""
+    from cloud.services.registry import revoke
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        with svc.sessions.begin() as s:
+            dev = revoke(s, _actor(), device_id)
+            click.echo(
+                f"{dev.id} revoked (events through seq {dev.revoked_through_seq} stay valid)"
+            )
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        svc.close()
+
+
+@app.group("user")
+def user_group() -> None:
+    """People who use the cloud console and API."""
+
+
+@user_group.command("add")
+@config_option
+@click.argument("username")
+@click.option("--role", type=click.Choice(["viewer", "operator", "qa", "admin"]), required=True)
+@click.password_option(envvar="DOCKGATE_CLOUD_PASSWORD", help="at least 10 characters")
+def user_add(config_path: Path | None, username: str, role: str, password: str) -> None:
+    """Create an account; admins get a TOTP secret to put in an authenticator app."""
+    import pyotp
+
+    from cloud.auth import add_user
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        with svc.sessions.begin() as s:
+            secret = add_user(s, _actor(), username, role, password)
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        svc.close()
+    click.echo(f"{username} ({role}) created")
+    if secret:
+        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="Dockgate")
+        click.echo(f"TOTP secret (shown once): {secret}\n{uri}")
+
+
+@app.command("trust-bundle")
+@config_option
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True)
+def trust_bundle(config_path: Path | None, output: Path) -> None:
+    """Write the CA chain, device certificates and revocations for 'dockgate verify'."""
+    from cloud.db.models import Device, DeviceCert
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        issuer = svc.require_issuer()
+        with svc.sessions() as s:
+            certs = [c.cert_pem for c in s.execute(select(DeviceCert)).scalars()]
+            revoked = [
+                {
+                    "device_id": d.id,
+                    "revoked_at": d.revoked_at.isoformat() if d.revoked_at else None,
+                    "through_seq": d.revoked_through_seq or 0,
+                }
+                for d in s.execute(select(Device).where(Device.status == "revoked")).scalars()
+            ]
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        svc.close()
+    bundle = {"version": 1, "chain": issuer.chain_pem(), "devices": certs, "revoked": revoked}
+    output.write_text(json.dumps(bundle, indent=1))
+    click.echo(f"{output}: {len(certs)} certificates, {len(revoked)} revoked devices")

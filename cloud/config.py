@@ -1,0 +1,59 @@
+"""Cloud service configuration: one TOML file plus ``DOCKGATE_CLOUD_*`` environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge.contracts.settings import load_settings
+
+
+class CloudConfig(BaseSettings):
+    """Everything the cloud service reads at start-up. It keeps no other state than its database."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCKGATE_CLOUD_", extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        "sqlite:///data/cloud/cloud.db",
+        min_length=9,
+        description="SQLAlchemy URL: sqlite:///FILE (default) or postgresql://USER@HOST/DB",
+    )
+    issuing_dir: Path = Field(
+        Path("data/cloud/ca/issuing"),
+        description="issuing CA directory written by 'dockgate cloud ca init' (never the root)",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="largest request body accepted"
+    )
+    clock_skew_s: int = Field(
+        900, ge=30, le=86400, description="allowed device clock difference for request signatures"
+    )
+    cert_days: int = Field(730, ge=1, le=3650, description="validity of issued device certificates")
+    session_minutes: int = Field(
+        480, ge=5, le=10080, description="absolute lifetime of a person's login session"
+    )
+    freeze_poll_s: float = Field(
+        0.5, ge=0.05, le=5.0, description="how often a freeze long-poll looks at the database"
+    )
+    login_max_failures: int = Field(
+        5, ge=1, le=100, description="failed logins before an account waits login_lock_s"
+    )
+    login_lock_s: int = Field(60, ge=1, le=86400, description="wait after too many failed logins")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+def load_cloud_config(path: Path | None = None) -> CloudConfig:
+    """Load and validate; raises ``DockgateError(CONFIG_INVALID)`` with one line."""
+    return load_settings(CloudConfig, path)

@@ -1,0 +1,178 @@
+"""The cloud's tables (SQLAlchemy 2). Schema changes go through Alembic, never ``create_all``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from edge.contracts.event import GENESIS_HASH
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+class Device(Base):
+    """An enrolled device and its chain state; its row is the per-device lock of ingest."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    site: Mapped[str] = mapped_column(String(63), index=True)
+    org: Mapped[str] = mapped_column(String(63), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked_through_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    hwm_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+    ckpt_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    ckpt_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    forked: Mapped[bool] = mapped_column(default=False)
+
+
+class DeviceCert(Base):
+    __tablename__ = "device_certs"
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(63), index=True)
+    cert_pem: Mapped[str] = mapped_column(Text)
+    not_after: Mapped[dt.datetime] = mapped_column()
+    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EnrollmentToken(Base):
+    """One-time enrollment token; only its SHA-256 is stored."""
+
+    __tablename__ = "enrollment_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org: Mapped[str] = mapped_column(String(63))
+    site: Mapped[str] = mapped_column(String(63))
+    device_id: Mapped[str | None] = mapped_column(String(63), default=None)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    used_by: Mapped[str | None] = mapped_column(String(63), default=None)
+    created_by: Mapped[str] = mapped_column(String(63))
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("device_id", "seq", name="uq_events_device_seq"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(63))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    ts: Mapped[str] = mapped_column(String(40))
+    hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(128), default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    envelope: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Quarantine(Base):
+    """Everything refused at ingest, kept with its reason: nothing is dropped silently."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    device_id: Mapped[str | None] = mapped_column(String(63), index=True, default=None)
+    seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    event_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    envelope: Mapped[str] = mapped_column(Text)
+
+
+class Audit(Base):
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str | None] = mapped_column(String(40), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Conflict(Base):
+    """Something QA must see: a chain fork or a pick of a batch frozen elsewhere."""
+
+    __tablename__ = "conflicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    device_id: Mapped[str] = mapped_column(String(63))
+    seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    event_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    resolved_by: Mapped[str | None] = mapped_column(String(63), default=None)
+
+
+class Freeze(Base):
+    """QA freezes, fleet-wide per organisation; the id is the long-poll cursor."""
+
+    __tablename__ = "freezes"
+    __table_args__ = (Index("ix_freezes_org_sku_lot", "org", "sku", "lot"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org: Mapped[str] = mapped_column(String(63))
+    sku: Mapped[str] = mapped_column(String(64))
+    lot: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    origin_device: Mapped[str] = mapped_column(String(63))
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    origin_seq: Mapped[int] = mapped_column(BigInteger)
+    frozen_at: Mapped[str] = mapped_column(String(40))
+    # each org device's high-water mark when the cloud learnt of the freeze: a later pick by
+    # that device (higher seq) may not have known of it, so it is a FROZEN_CONFLICT
+    frontier: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Stock(Base):
+    """Fleet stock, projected from events; each location has exactly one writer (its device)."""
+
+    __tablename__ = "stock"
+    device_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    location: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lot: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(63), index=True)
+    qty: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class User(Base):
+    __tablename__ = "users"
+    username: Mapped[str] = mapped_column(String(63), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | qa | admin
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(63), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class RequestNonce(Base):
+    """Nonces of device request signatures seen within the skew window (replay defence)."""
+
+    __tablename__ = "request_nonces"
+    device_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

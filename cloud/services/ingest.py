@@ -1,0 +1,363 @@
+"""Batch ingest: verify, order by sequence, check chain continuity, store once, flag conflicts.
+
+One request carries one device's envelopes. The device row is locked (``SELECT … FOR UPDATE`` on
+PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) for the whole transaction, so two workers receiving
+batches of the same device at once apply them one after the other; the unique
+``(device_id, seq)`` and event-id keys are the last line behind that lock.
+
+Every refusal is a quarantine row plus an audit entry in the same transaction, and is reported
+back to the device with its code; nothing is dropped silently. A gap is not a refusal: the
+device is told where to resend from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloud.db.models import Conflict, Device, EventRow, Freeze, Quarantine, Stock, utcnow
+from cloud.services.audit import audit
+from cloud.services.registry import KeyCache
+from cloud.services.stock import moves, takes_from_batch
+from edge.contracts.envelope import (
+    TYP_CHECKPOINT,
+    VerifiedEnvelope,
+    read_header,
+    verify_envelope,
+    verify_jws,
+)
+from edge.contracts.errors import DockgateError, ErrorCode
+from edge.contracts.sync import Rejection, SyncBatch, SyncResult
+
+
+@dataclass
+class _Run:
+    s: Session
+    dev: Device
+    keys: KeyCache
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    batch_hashes: dict[int, str] = field(default_factory=dict)
+    batch_ids: set[str] = field(default_factory=set)
+    rejected: list[Rejection] = field(default_factory=list)
+    conflicts: list[Rejection] = field(default_factory=list)
+    duplicates: int = 0
+    resend_from: int | None = None
+
+    def refuse(
+        self, code: ErrorCode, message: str, token: str, seq: Any = None, eid: Any = None
+    ) -> None:
+        seq = seq if isinstance(seq, int) else None
+        eid = eid if isinstance(eid, str) else None
+        self.s.add(
+            Quarantine(
+                device_id=self.dev.id,
+                seq=seq,
+                event_id=eid,
+                code=code.value,
+                reason=message,
+                envelope=token[:65536],
+            )
+        )
+        audit(
+            self.s,
+            f"device:{self.dev.id}",
+            "ingest.refuse",
+            code,
+            seq=seq,
+            event_id=eid,
+            reason=message,
+        )
+        self.rejected.append(Rejection(seq=seq, event_id=eid, code=code.value, message=message))
+
+    def conflict(
+        self, code: ErrorCode, message: str, seq: int, eid: str | None, **detail: Any
+    ) -> None:
+        self.s.add(
+            Conflict(
+                code=code.value,
+                device_id=self.dev.id,
+                seq=seq,
+                event_id=eid,
+                detail={"message": message, **detail},
+            )
+        )
+        audit(
+            self.s,
+            f"device:{self.dev.id}",
+            "ingest.alert",
+            code,
+            seq=seq,
+            event_id=eid,
+            reason=message,
+        )
+
+
+def ingest(s: Session, keys: KeyCache, batch: SyncBatch) -> SyncResult:
+    """Apply one device's batch inside the caller's transaction."""
+    dev = s.get(Device, batch.device_id, with_for_update=True)
+    if dev is None:
+        raise DockgateError(ErrorCode.DEVICE_UNKNOWN, f"no enrolled device {batch.device_id}")
+    dev.last_seen_at = utcnow()
+    run = _Run(s, dev, keys)
+    verified = [v for v in (_verify(run, t) for t in batch.envelopes) if v is not None]
+    verified.sort(key=lambda v: v.seq)
+    for v in verified:
+        if not _apply(run, v):
+            break
+    if batch.checkpoint is not None and dev.status == "active":
+        _checkpoint(run, batch.checkpoint)
+    _flush(run)
+    return SyncResult(
+        device_id=dev.id,
+        hwm=dev.hwm_seq,
+        head_hash=dev.head_hash,
+        accepted=len(run.accepted),
+        duplicates=run.duplicates,
+        resend_from=run.resend_from,
+        rejected=run.rejected,
+        conflicts=run.conflicts,
+    )
+
+
+def _peek(token: str) -> tuple[Any, Any]:
+    """Unverified (seq, event id) of a refused envelope, for the quarantine row only."""
+    import base64
+    import json
+
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        return claims.get("seq"), (claims.get("event") or {}).get("id")
+    except (ValueError, IndexError, AttributeError):
+        return None, None
+
+
+def _verify(run: _Run, token: str) -> VerifiedEnvelope | None:
+    try:
+        header = read_header(token)
+        key = run.keys.get(run.s, header.get("x5t#S256"))
+        if key is None:
+            raise DockgateError(ErrorCode.DEVICE_UNKNOWN, "certificate not issued by this fleet")
+        if key.device_id != run.dev.id:
+            raise DockgateError(
+                ErrorCode.DEVICE_MISMATCH,
+                f"envelope of {key.device_id} sent by {run.dev.id}",
+            )
+        if run.dev.status == "revoked":
+            raise DockgateError(ErrorCode.DEVICE_REVOKED, f"device {run.dev.id} is revoked")
+        return verify_envelope(token, key)
+    except DockgateError as exc:
+        seq, eid = _peek(token)
+        run.refuse(exc.code, exc.message, token, seq, eid)
+        return None
+
+
+def _stored_hash(run: _Run, seq: int) -> tuple[str, str] | None:
+    if seq in run.batch_hashes:
+        return run.batch_hashes[seq], ""
+    row = run.s.execute(
+        select(EventRow.hash, EventRow.id).where(
+            EventRow.device_id == run.dev.id, EventRow.seq == seq
+        )
+    ).one_or_none()
+    return (row[0], row[1]) if row else None
+
+
+def _apply(run: _Run, v: VerifiedEnvelope) -> bool:
+    """Store ``v`` if it is the next link; False when the chain cannot go further this batch."""
+    dev, event = run.dev, v.event
+    if v.seq <= dev.hwm_seq:
+        stored = _stored_hash(run, v.seq)
+        if stored is not None and stored[0] == event["hash"]:
+            run.duplicates += 1
+        else:
+            msg = f"a different event is already held at sequence {v.seq}"
+            run.refuse(ErrorCode.CHAIN_FORK, msg, v.token, v.seq, event["id"])
+            run.conflict(
+                ErrorCode.CHAIN_FORK,
+                msg,
+                v.seq,
+                event["id"],
+                held=stored and stored[0],
+                sent=event["hash"],
+            )
+            dev.forked = True
+        return True
+    if v.seq > dev.hwm_seq + 1:
+        run.resend_from = dev.hwm_seq + 1
+        return False
+    reason = None
+    if event["prev_hash"] != dev.head_hash:
+        reason = f"sequence {v.seq} does not extend the chain head the cloud holds"
+    elif dev.ckpt_hash is not None and dev.ckpt_seq == v.seq and dev.ckpt_hash != event["hash"]:
+        reason = f"sequence {v.seq} differs from the device's signed checkpoint"
+    if reason is not None:
+        run.refuse(ErrorCode.CHAIN_FORK, reason, v.token, v.seq, event["id"])
+        run.conflict(ErrorCode.CHAIN_FORK, reason, v.seq, event["id"])
+        dev.forked = True
+        run.resend_from = dev.hwm_seq + 1
+        return False
+    if event["id"] in run.batch_ids or run.s.get(EventRow, event["id"]) is not None:
+        run.refuse(
+            ErrorCode.REPLAY,
+            f"event id {event['id']} is already held at another position",
+            v.token,
+            v.seq,
+            event["id"],
+        )
+        run.resend_from = dev.hwm_seq + 1
+        return False
+    run.accepted.append(
+        {
+            "id": event["id"],
+            "device_id": dev.id,
+            "seq": v.seq,
+            "kind": str(event["kind"])[:32],
+            "actor": str(event["actor"])[:80],
+            "ts": str(event["ts"])[:40],
+            "hash": event["hash"],
+            "prev_hash": event["prev_hash"],
+            "model_version": v.model_version,
+            "payload": event.get("payload") or {},
+            "envelope": v.token,
+            "received_at": utcnow(),
+        }
+    )
+    run.batch_hashes[v.seq] = event["hash"]
+    run.batch_ids.add(event["id"])
+    dev.hwm_seq, dev.head_hash = v.seq, event["hash"]
+    return True
+
+
+def _checkpoint(run: _Run, token: str) -> None:
+    dev = run.dev
+    try:
+        key = run.keys.get(run.s, read_header(token).get("x5t#S256"))
+        if key is None or key.device_id != dev.id:
+            raise DockgateError(ErrorCode.DEVICE_MISMATCH, "checkpoint signed by another device")
+        claims = verify_jws(token, key, TYP_CHECKPOINT)
+        seq, head = claims.get("seq"), claims.get("head")
+        if not isinstance(seq, int) or not isinstance(head, str) or seq < 0:
+            raise DockgateError(ErrorCode.EVENT_INVALID, "checkpoint without seq/head")
+    except DockgateError as exc:
+        run.refuse(exc.code, f"checkpoint: {exc.message}", token)
+        return
+    if seq <= dev.hwm_seq:
+        stored = _stored_hash(run, seq) if seq else None
+        if seq and (stored is None or stored[0] != head):
+            msg = f"signed checkpoint at {seq} contradicts the chain the cloud holds"
+            run.refuse(ErrorCode.CHAIN_FORK, msg, token, seq)
+            run.conflict(ErrorCode.CHAIN_FORK, msg, seq, None, claimed=head)
+            dev.forked = True
+            return
+    if seq >= dev.ckpt_seq:
+        dev.ckpt_seq, dev.ckpt_hash = seq, head
+
+
+def _flush(run: _Run) -> None:
+    if not run.accepted:
+        return
+    s, dev = run.s, run.dev
+    s.execute(insert(EventRow), run.accepted)
+    deltas: dict[tuple[str, str, str], int] = {}
+    for row in run.accepted:
+        for loc, sku, lot, d in moves(row["kind"], row["payload"]):
+            deltas[(loc, sku, lot)] = deltas.get((loc, sku, lot), 0) + d
+    _upsert_stock(s, dev, deltas)
+    _freezes_and_conflicts(run)
+
+
+def _upsert_stock(s: Session, dev: Device, deltas: dict[tuple[str, str, str], int]) -> None:
+    rows = [
+        {"device_id": dev.id, "location": loc, "sku": sku, "lot": lot, "site": dev.site, "qty": d}
+        for (loc, sku, lot), d in deltas.items()
+        if d
+    ]
+    if not rows:
+        return
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(Stock).values(rows)
+    s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["device_id", "location", "sku", "lot"],
+            set_={"qty": Stock.qty + stmt.excluded.qty},
+        )
+    )
+    s.execute(delete(Stock).where(Stock.device_id == dev.id, Stock.qty == 0))
+
+
+def _freezes_and_conflicts(run: _Run) -> None:
+    s, dev = run.s, run.dev
+    for row in run.accepted:
+        p = row["payload"]
+        if row["kind"] == "qa-freeze" and not _is_echo(row):
+            frontier = dict(
+                s.execute(
+                    select(Device.id, Device.hwm_seq).where(
+                        Device.org == dev.org, Device.id != dev.id
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            s.add(
+                Freeze(
+                    org=dev.org,
+                    sku=str(p.get("sku")),
+                    lot=str(p.get("lot")),
+                    reason=str(p.get("reason", "")),
+                    origin_device=dev.id,
+                    event_id=row["id"],
+                    origin_seq=row["seq"],
+                    frozen_at=row["ts"],
+                    frontier=frontier,
+                )
+            )
+            audit(s, f"device:{dev.id}", "freeze.record", None, sku=p.get("sku"), lot=p.get("lot"))
+            continue
+        batch = takes_from_batch(row["kind"], p)
+        if batch is None:
+            continue
+        freeze = s.execute(
+            select(Freeze)
+            .where(
+                Freeze.org == dev.org,
+                Freeze.sku == batch[0],
+                Freeze.lot == batch[1],
+                Freeze.origin_device != dev.id,
+            )
+            .order_by(Freeze.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        if freeze is None or row["seq"] <= int(freeze.frontier.get(dev.id, 0)):
+            continue
+        msg = (
+            f"{row['kind']} of {batch[0]}/{batch[1]} at sequence {row['seq']}: batch frozen"
+            f" by {freeze.origin_device}"
+        )
+        run.conflict(
+            ErrorCode.FROZEN_CONFLICT,
+            msg,
+            row["seq"],
+            row["id"],
+            origin_device=freeze.origin_device,
+            sku=batch[0],
+            lot=batch[1],
+        )
+        run.conflicts.append(
+            Rejection(
+                seq=row["seq"],
+                event_id=row["id"],
+                code=ErrorCode.FROZEN_CONFLICT.value,
+                message=msg,
+            )
+        )
+
+
+def _is_echo(row: dict[str, Any]) -> bool:
+    """A freeze a node applied because the cloud told it to: recorded, not broadcast again."""
+    return str(row["actor"]).startswith("cloud:")
