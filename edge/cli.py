@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run and administer this edge node (config, enroll, status, users).",
     ),
     "errors": ("edge.errors_cli:errors", "List every stable error code and its meaning."),
+    "ledger": ("edge.ledger.cli:app", "Edge stock ledger: verify, stock, history, KPIs, bookings."),
     "sim": ("edge.sim_cli:sim", "Device simulators: AGVs, the sorting-line PLC, a serial scanner."),
 }
 

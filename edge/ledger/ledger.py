@@ -27,7 +27,7 @@ import sqlite_utils
 import uuid_utils
 
 from edge.contracts.errors import DockgateError, ErrorCode
-from edge.contracts.event import Event, EventKind, canonical_json
+from edge.contracts.event import Event, EventKind, canonical_json, event_hash
 from edge.contracts.signing import Signer
 from edge.ledger import codes, db, migrations, projection, rules
 from edge.ledger.groupcommit import GroupCommit, Pending
@@ -217,16 +217,18 @@ class LedgerCore:
     ) -> Event:
         try:
             text = canonical_json(payload).decode()
-            event = Event(
-                id=event_id or str(uuid_utils.uuid7()),
-                device_id=self.device_id,
-                seq=head.seq + 1,
-                ts=format_ts(self.clock()),
-                kind=str(kind),
-                actor=actor,
-                payload=json.loads(text),
-                prev_hash=head.hash,
-            ).sealed()
+            body: dict[str, Any] = {
+                "id": event_id or str(uuid_utils.uuid7()),
+                "device_id": self.device_id,
+                "seq": head.seq + 1,
+                "ts": format_ts(self.clock()),
+                "kind": str(kind),
+                "actor": actor,
+                "payload": json.loads(text),
+                "prev_hash": head.hash,
+            }
+            # == Event(**body).sealed(), without dataclasses.asdict's deep copies
+            event = Event(**body, hash=event_hash(body))
         except (TypeError, ValueError, OverflowError) as exc:  # not canonical-JSON-able
             raise DockgateError(
                 ErrorCode.EVENT_INVALID, f"payload cannot be hashed: {exc}"

@@ -1,0 +1,171 @@
+"""Ledger figures: durable appends per second (single writer, group commit) and verify time.
+
+Prints medians over several rounds and a same-run reference: raw sqlite3 INSERT + COMMIT with
+WAL and synchronous=FULL on the same disk (the fsync floor every durable append pays). The
+machine is shared and has 2 cores, so absolute numbers are noisy; compare the ratios.
+
+    .venv/bin/python bench/ledger.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge.ledger import Ledger  # noqa: E402
+
+ACTOR = "device:bench"
+
+
+def raw_sqlite(path: Path, n: int) -> float:
+    """Events/s for raw INSERT + COMMIT per row, WAL + synchronous=FULL (the reference)."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body TEXT)")
+    start = time.perf_counter()
+    for i in range(n):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO t (body) VALUES (?)", (f"event {i}" * 8,))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return n / elapsed
+
+
+def prepared(path: Path, synchronous: str = "FULL") -> Ledger:
+    led = Ledger.open(path, "edge-bench", synchronous=synchronous)
+    led.add_sku("SKU-1", actor=ACTOR)
+    led.add_location("A-01", "storage", actor=ACTOR)
+    return led
+
+
+def one_op(led: Ledger, i: int) -> None:
+    # a realistic mix: a receipt (rules + projection) and a carton read (observation)
+    if i % 2:
+        led.receive("SKU-1", f"L{i % 50}", 1, expiry="2030-01-01", actor=ACTOR)
+    else:
+        led.record_read({"code": f"0100012345678905-{i}", "conf": 0.97}, actor=ACTOR)
+
+
+def single_writer(path: Path, n: int) -> float:
+    led = prepared(path)
+    start = time.perf_counter()
+    for i in range(n):
+        one_op(led, i)
+    elapsed = time.perf_counter() - start
+    led.close()
+    return n / elapsed
+
+
+def group_commit(path: Path, n: int, threads: int) -> tuple[float, float]:
+    led = prepared(path)
+    per = n // threads
+    batches_before = led.group.batches
+
+    def worker(t: int) -> None:
+        for i in range(per):
+            one_op(led, t * per + i)
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    start = time.perf_counter()
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    elapsed = time.perf_counter() - start
+    commits = led.group.batches - batches_before
+    led.close()
+    return per * threads / elapsed, per * threads / max(commits, 1)
+
+
+def build(path: Path, n: int) -> None:
+    """A ledger of ``n`` events, written fast (synchronous=NORMAL, 16 writers) for verify."""
+    led = prepared(path, synchronous="NORMAL")
+    have = led.head()[0]
+    threads = 16
+    per = (n - have) // threads + 1
+
+    def worker(t: int) -> None:
+        for i in range(per):
+            if led.head()[0] >= n:
+                return
+            one_op(led, t * per + i)
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    led.close()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_of(rounds: int, fn: Callable[[int], float]) -> tuple[float, list[float]]:
+    values = [fn(r) for r in range(rounds)]
+    return statistics.median(values), values
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer events (smoke run)")
+    ap.add_argument("--dir", type=Path, default=None, help="where to put the databases")
+    args = ap.parse_args()
+    n = 300 if args.quick else 2000
+    rounds = 3
+    verify_n = 5_000 if args.quick else 100_000
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        d = Path(tmp)
+        ref, ref_all = median_of(rounds, lambda r: raw_sqlite(d / f"raw{r}.db", n))
+        single, single_all = median_of(rounds, lambda r: single_writer(d / f"s{r}.db", n))
+        rows = [("raw sqlite3 INSERT+COMMIT (reference)", ref, ref_all, 1.0)]
+        rows.append(("ledger.append, 1 writer", single, single_all, 1.0))
+        for threads in (4, 16):
+            results = [group_commit(d / f"g{threads}-{r}.db", n, threads) for r in range(rounds)]
+            rate = statistics.median(r[0] for r in results)
+            per_commit = statistics.median(r[1] for r in results)
+            rows.append((f"ledger.append, {threads} writers (group commit)", rate,
+                         [r[0] for r in results], per_commit))  # fmt: skip
+        print(f"durable appends (synchronous=FULL, WAL), {n} events per round, {rounds} rounds")
+        print(f"{'case':48} {'median ev/s':>12} {'vs ref':>7} {'ev/commit':>9}  rounds")
+        for name, rate, values, per_commit in rows:
+            shown = ", ".join(f"{v:.0f}" for v in values)
+            print(f"{name:48} {rate:12.0f} {rate / ref:7.2f} {per_commit:9.1f}  [{shown}]")
+        path = d / "verify.db"
+        build_s = timed(lambda: build(path, verify_n))
+        led = Ledger.open(path, "edge-bench")
+        count = led.head()[0]
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            report = led.verify()
+            times.append(time.perf_counter() - t0)
+            assert report.ok, report.summary()
+        ref_scan = timed(lambda: led.conn.execute("SELECT * FROM events").fetchall())
+        led.close()
+        print(f"\nverify of {count} events (built in {build_s:.1f} s)")
+        print(f"{'case':48} {'median s':>12} {'events/s':>12}  rounds")
+        print(f"{'ledger.verify (chain + projection replay)':48} {statistics.median(times):12.2f} "
+              f"{count / statistics.median(times):12.0f}  [{', '.join(f'{t:.2f}' for t in times)}]")
+        print(f"{'reference: SELECT * FROM events (read only)':48} {ref_scan:12.2f}")
+        goal_ok = rows[-1][1] >= 2000 and statistics.median(times) < 5
+        print(f"\ngoal (>= 2000 durable ev/s with group commit, verify 100k < 5 s): "
+              f"{'met' if goal_ok and not args.quick else 'see figures'}")
+
+
+if __name__ == "__main__":
+    main()
