@@ -55,7 +55,7 @@ def split_topic(value: str) -> tuple[str, str, str, str] | None:
 
 class Model(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True, strict=True
     )
 
     def wire(self) -> dict[str, Any]:

@@ -42,6 +42,9 @@ class DispatchService:
         self._ticker.start()
 
     def stop(self) -> None:
+        """Stop ticking, leave the broker, close the database. Safe to call twice."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout=5)
