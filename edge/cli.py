@@ -20,9 +20,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edge.node_cli:app",
         "Run and administer this edge node (config, enroll, status, users).",
     ),
+    "cloud": ("cloud.cli:app", "Cloud service: fleet CA, ingest API, tokens, revocation, users."),
     "errors": ("edge.errors_cli:errors", "List every stable error code and its meaning."),
+    "models": ("edge.vision.models_cli:app", "Defect model: generate data, train, show models."),
     "ledger": ("edge.ledger.cli:app", "Edge stock ledger: verify, stock, history, KPIs, bookings."),
+    "demo": ("edge.demo:demo", "Run the whole appliance end to end on embedded defaults."),
     "sim": ("edge.sim_cli:sim", "Device simulators: AGVs, the sorting-line PLC, a serial scanner."),
+    "verify": ("edge.trust.verify_cli:verify_cmd", "Verify signed envelopes offline (FILE or -)."),
 }
 
 

@@ -1,0 +1,150 @@
+"""What training leaves beside the ``.onnx`` file: MODEL_CARD.md, pr.png, the manifest entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from edge.vision.defects.evaluate import Evaluation
+from edge.vision.defects.metrics import format_confusion, pr_curve
+from edge.vision.defects.train import TrainResult
+
+MANIFEST_KEY = "defect"
+
+
+def plot_pr(result: TrainResult, path: Path) -> None:
+    """Precision-recall curves (validation and held-out) with the freeze threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a build box
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
+    for name, ev, style in (("validation", result.val, "-"), ("held-out", result.holdout, "--")):
+        precision, rec, scores = pr_curve(ev.ok_scores, ev.defect_scores)
+        ax.plot(rec, precision, style, label=f"{name} (AP {ev.average_precision:.3f})")
+        at = scores >= ev.threshold
+        if at.any():
+            i = int(at.nonzero()[0][-1])
+            ax.plot([rec[i]], [precision[i]], "o", color=ax.lines[-1].get_color())
+    ax.set_xlabel("recall (defective)")
+    ax.set_ylabel("precision (defective)")
+    ax.set_title(f"Defect model {result.version}: PR, dot = freeze threshold")
+    ax.set_xlim(0.0, 1.01)
+    ax.set_ylim(0.0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _figures(ev: Evaluation) -> str:
+    s = ev.summary()
+    return (
+        f"| frames | {s['count']} |\n| recall of defective | {s['recall_defective']:.4f} |\n"
+        f"| false-freeze rate (good items frozen) | {s['false_freeze_rate']:.4f} |\n"
+        f"| 5-class accuracy (argmax) | {s['accuracy_5class']:.4f} |\n"
+        f"| average precision (defective vs ok) | {s['average_precision']:.4f} |"
+    )
+
+
+def card_text(result: TrainResult) -> str:
+    """The model card in Markdown."""
+    cfg = result.config
+    classes = tuple(cfg.classes)
+    return f"""# Defect model `{result.version}`
+
+File: `{result.onnx_path.name}`, {result.size} bytes, sha256 `{result.sha256}`.
+Produced by `dockgate models train-defect` in {result.seconds:.0f} s on the CPU
+({cfg.threads} threads, seed {cfg.seed}, deterministic kernels).
+
+## What it does
+Scores one conveyor frame for damage. Classes: {", ".join(f"`{c}`" for c in classes)}.
+Outputs: `logits` (N, {len(classes)}) and `maps` (N, {len(classes)}, H/16, W/16), one class
+activation map per class whose pooled value is the logit, used as the operator's heat map.
+Input: RGB float32 in [0, 1], NCHW, {cfg.input_width}x{cfg.input_height}, the frame letterboxed
+(aspect kept, 0.5 grey bars). The defect score is `1 - P(ok)`.
+
+Thresholds (stored in the ONNX metadata, chosen on the validation split):
+freeze at score >= **{result.freeze_threshold:.4f}**, review from
+**{result.review_threshold:.4f}**.
+
+## Data
+- Training: {cfg.per_class} generated frames per class from `fixtures.defects` domain `train`
+  (kraft cartons on grey/black belts; PET, amber and green glass bottles of two shapes) plus
+  {result.user_images} labelled user images; {result.train_count} frames after the
+  {cfg.val_fraction:.0%} stratified validation split.
+- Validation: that split ({result.val.count} frames), used only to choose thresholds.
+- Held-out: {cfg.holdout_per_class} frames per class from domain `holdout`, generator settings
+  training never saw: roller and green conveyors, pale and dark recycled board, near-cubic
+  cartons, clear glass and blue PET, long-neck bottles and jars, darker warmer light with more
+  sensor noise, longer branchier cracks, shallower dents, smaller tears, larger fainter stains.
+
+## Metrics at the freeze threshold
+Validation:
+
+| metric | value |
+|---|---|
+{_figures(result.val)}
+
+Held-out (the figure that matters):
+
+| metric | value |
+|---|---|
+{_figures(result.holdout)}
+
+Held-out confusion (rows true, columns predicted by argmax):
+
+{format_confusion(result.holdout.confusion, classes)}
+
+Precision-recall: `pr.png`.
+
+## Limits
+All training and held-out frames are synthetic. Real cameras, glare, motion blur, stacked or
+shrink-wrapped goods and damage kinds outside these five classes are not covered; figures on a
+site's own labelled frames (drop them into `DATA/<class>/` and retrain) are the real test.
+Frames the model is unsure about go to review, and every QA decision is kept as a labelled
+sample for the next training round.
+
+## Training configuration
+```json
+{json.dumps(asdict(cfg), indent=1)}
+```
+"""
+
+
+def write_card(result: TrainResult) -> Path:
+    """Write MODEL_CARD.md and pr.png beside the ONNX file; returns the card's path."""
+    out = result.onnx_path.parent
+    plot_pr(result, out / "pr.png")
+    card = out / "MODEL_CARD.md"
+    card.write_text(card_text(result), encoding="utf-8")
+    return card
+
+
+def update_manifest(manifest: Path, result: TrainResult) -> None:
+    """Set the manifest's ``defect`` entry (other entries untouched), atomically."""
+    data: dict[str, Any] = {"schema": 1, "models": {}}
+    if manifest.exists():
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    rel = result.onnx_path.resolve().relative_to(manifest.parent.resolve())
+    data.setdefault("models", {})[MANIFEST_KEY] = {
+        "file": rel.as_posix(),
+        "version": result.version,
+        "sha256": result.sha256,
+        "bytes": result.size,
+        "kind": "defect-classifier",
+        "input": f"1x3x{result.config.input_height}x{result.config.input_width} RGB float [0,1]",
+        "card": (rel.parent / "MODEL_CARD.md").as_posix(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=manifest.parent, prefix=".manifest.", suffix=".part")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+    os.chmod(tmp, 0o644)
+    Path(tmp).replace(manifest)

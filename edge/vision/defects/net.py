@@ -1,0 +1,56 @@
+"""The defect CNN (PyTorch; training only, never imported at inference).
+
+A plain 7-conv network, about 40 M multiply-adds on a 192x144 frame. Its head is a 1x1 conv that
+turns the last feature map into one score map per class (a class activation map); the class
+logits pool each map with a blend of mean and max. The same maps are exported as the model's
+second output, so the operator's heat map is exactly what produced the score, not a post-hoc
+explanation. Max pooling keeps a small crack from being averaged away over a large frame.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# ImageNet-like normalisation baked into the graph so inference feeds plain [0, 1] RGB.
+MEAN = (0.45, 0.42, 0.38)
+STD = (0.25, 0.25, 0.25)
+WIDTHS = (16, 24, 48, 96)
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DefectNet(nn.Module):
+    """Input (N, 3, H, W) RGB in [0, 1]; outputs logits (N, C) and class maps (N, C, H/16, W/16)."""
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = WIDTHS, max_weight: float = 0.5):
+        super().__init__()
+        c1, c2, c3, c4 = widths
+        self.features = nn.Sequential(
+            _block(3, c1, 2),
+            _block(c1, c2, 2),
+            _block(c2, c2, 1),
+            _block(c2, c3, 2),
+            _block(c3, c3, 1),
+            _block(c3, c4, 2),
+            _block(c4, c4, 1),
+        )
+        self.dropout = nn.Dropout2d(0.1)
+        self.head = nn.Conv2d(c4, num_classes, 1)
+        self.max_weight = max_weight
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (x - self.get_buffer("mean")) / self.get_buffer("std")
+        maps = self.head(self.dropout(self.features(x)))
+        pooled_mean = maps.mean(dim=(2, 3))
+        pooled_max = maps.amax(dim=(2, 3))
+        logits = (1 - self.max_weight) * pooled_mean + self.max_weight * pooled_max
+        return logits, maps
