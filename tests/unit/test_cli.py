@@ -44,7 +44,7 @@ def test_registered_commands_load(name: str) -> None:
 
 def test_entry_point_runs() -> None:
     out = subprocess.run(
-        [sys.executable, "-c", "from edge.cli import main; main()", "--help"],
+        [sys.executable, "-m", "edge.cli_main", "--help"],
         capture_output=True,
         text=True,
         check=True,
