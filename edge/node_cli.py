@@ -8,6 +8,7 @@ import click
 
 from edge.config import load_edge_config
 from edge.contracts.errors import DockgateError
+from edge.sync import cli as sync_cli
 
 
 @click.group(name="edge")
@@ -29,3 +30,8 @@ def config_check(file: Path) -> None:
     except DockgateError as exc:
         raise click.ClickException(f"config error: {exc.message}") from None
     click.echo(f"OK {file}: device {config.device.id} at site {config.device.site}")
+
+
+app.add_command(sync_cli.enroll_cmd)
+app.add_command(sync_cli.status_cmd)
+app.add_command(sync_cli.sync_cmd)

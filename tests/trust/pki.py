@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from cloud.services.ca import Issuer, init_ca, issue_device_cert, load_issuer
@@ -32,12 +33,13 @@ def make_events(
     device_id: str, count: int, start: int = 1, prev: str = GENESIS_HASH, kind: str = "carton-read"
 ) -> list[Event]:
     events = []
+    base = dt.datetime.now(dt.UTC)
     for seq in range(start, start + count):
         event = Event(
             id=f"00000000-0000-7000-8000-{abs(hash(device_id)) % 10**6:06d}{seq:06d}",
             device_id=device_id,
             seq=seq,
-            ts=f"2026-11-22T05:{seq // 60 % 60:02d}:{seq % 60:02d}.000Z",
+            ts=(base + dt.timedelta(milliseconds=seq)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             kind=kind,
             actor=f"device:{device_id}",
             payload={"code": f"(01)0950600013435{seq % 10}", "n": seq},
