@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge.agv.config import AgvConfig
 from edge.contracts.settings import StrictModel, load_settings
+from edge.panel.config import PanelConfig
 from edge.sync.config import SyncConfig
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -71,6 +72,7 @@ class EdgeConfig(BaseSettings):
     ledger: LedgerConfig = Field(LedgerConfig(), description="stock ledger")
     agv: AgvConfig = Field(AgvConfig(), description="AGV dispatch over MQTT (VDA 5050)")
     sync: SyncConfig = Field(SyncConfig(), description="cloud sync, device key and certificate")
+    panel: PanelConfig = Field(PanelConfig(), description="operator web panel (edge/panel)")
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ import click
 
 from edge.config import load_edge_config
 from edge.contracts.errors import DockgateError
+from edge.panel.cli import panel_command, user_group
 from edge.sync import cli as sync_cli
 
 
@@ -35,3 +36,5 @@ def config_check(file: Path) -> None:
 app.add_command(sync_cli.enroll_cmd)
 app.add_command(sync_cli.status_cmd)
 app.add_command(sync_cli.sync_cmd)
+app.add_command(user_group)
+app.add_command(panel_command)

@@ -1,0 +1,87 @@
+"""Real implementations of the panel's Protocols over parts that exist today.
+
+- :class:`GtinLotValidator`: typed codes checked with the ledger's code rules (GTIN mod-10,
+  lot pattern, ISO dates); swap for ``edge/codes`` once the GS1 grammar lands.
+- :class:`NodeDeviceProvider`: device id from config, certificate expiry from the trust
+  directory, model versions from ``models/manifest.json``.
+- :class:`LedgerSyncStatus`: events waiting in the ledger's outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from edge.ledger import codes as ledger_codes
+from edge.panel.services import DeviceFacts, EquipmentKind, EquipmentStatus, PanelLedger
+
+CERT_FILE = "device.crt"  # same name as edge.trust.keys.CERT_FILE; read-only use here
+
+
+class GtinLotValidator:
+    """GTIN (check digit), lot (pattern) and optional expiry (date) typed by a person."""
+
+    def validate(self, fields: Mapping[str, str]) -> dict[str, str]:
+        gtin = fields.get("gtin", "").strip()
+        lot = fields.get("lot", "").strip()
+        if not gtin or not lot:
+            raise DockgateError(ErrorCode.CODE_INVALID, "GTIN and lot are required")
+        out = {
+            "gtin": ledger_codes.normalise_gtin(gtin),
+            "lot": ledger_codes.normalise("lot", lot),
+        }
+        expiry = ledger_codes.normalise_expiry(fields.get("expiry", "").strip() or None)
+        if expiry is not None:
+            out["expiry"] = expiry
+        return out
+
+
+class NodeDeviceProvider:
+    def __init__(
+        self, device_id: str, site: str, trust_dir: Path, models_dir: Path | None = None
+    ) -> None:
+        self.device_id, self.site = device_id, site
+        self.trust_dir, self.models_dir = trust_dir, models_dir
+
+    def facts(self) -> DeviceFacts:
+        return DeviceFacts(self.device_id, self.site, self._cert_not_after(), self._models())
+
+    def _cert_not_after(self) -> str | None:
+        path = self.trust_dir / CERT_FILE
+        if not path.exists():
+            return None
+        from cryptography import x509
+
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except ValueError:
+            return None
+        return cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
+
+    def _models(self) -> dict[str, str]:
+        # Imported here: the session module pulls onnxruntime, which a panel-only run avoids.
+        from edge.vision import session
+
+        try:
+            entries = session.read_manifest(self.models_dir or session.MODELS_DIR)
+        except DockgateError:
+            return {}
+        return {name: entry.version for name, entry in sorted(entries.items())}
+
+
+class LedgerSyncStatus:
+    """Cloud sync as the ledger sees it: events not yet acknowledged by the cloud."""
+
+    kind: EquipmentKind = "sync"
+
+    def __init__(self, ledger: PanelLedger) -> None:
+        self.ledger = ledger
+
+    def status(self) -> list[EquipmentStatus]:
+        stats = self.ledger.outbox_stats()
+        return [
+            EquipmentStatus(
+                "sync", "cloud", "ok" if stats.pending == 0 else "warn", pending=stats.pending
+            )
+        ]
