@@ -17,15 +17,20 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from edge.agv.config import AgvConfig
+from edge.agv.fleet import (
+    CONTROLLABLE,
+    AgvView,
+    Counters,
+    DispatchTask,
+    Link,
+    action_final,
+    rejection,
+)
 from edge.agv.messages import (
-    FINAL_ACTION,
-    REJECTION_ERRORS,
     UINT32,
     Connection,
     State,
@@ -40,45 +45,6 @@ from edge.agv.validation import MessageValidator
 from edge.contracts.errors import DockgateError, ErrorCode
 
 log = logging.getLogger(__name__)
-CONTROLLABLE = ("AUTOMATIC", "SEMIAUTOMATIC")
-
-
-class Link(Protocol):
-    """What the dispatcher needs from the broker connection."""
-
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool: ...
-
-
-@dataclass(frozen=True)
-class DispatchTask:
-    """A carton to move: from where it was read to the location the ledger chose."""
-
-    task_id: str
-    carton_id: str
-    from_node: str
-    to_location: str
-
-
-@dataclass
-class AgvView:
-    """What master control knows about one AGV."""
-
-    manufacturer: str
-    serial: str
-    connection: str | None = None
-    state: State | None = None
-    last_seen: float = 0.0
-    orphan_cancel: str | None = None  # actionId of our cancelOrder for an order we do not track
-    orphan_sent: float = 0.0
-
-
-@dataclass
-class Counters:
-    invalid_messages: int = 0
-    orders_sent: int = 0
-    resends: int = 0
-    redispatches: int = 0
-    last_invalid: deque[str] = field(default_factory=lambda: deque(maxlen=20))
 
 
 class Dispatcher:
@@ -101,6 +67,7 @@ class Dispatcher:
         self._headers = store.header_ids()
         self._sent_at: dict[str, float] = {}
         self._busy: dict[str, str] = {}  # agv key -> task id
+        self._unsaved: set[str] = set()  # submitted, first write still to come
         for row in store.by_status(ACTIVE):
             if row.agv:
                 self._busy[row.agv] = row.task_id
@@ -116,10 +83,10 @@ class Dispatcher:
         self.sitemap.route(task.from_node, to_node)  # raises when no path joins them
         row = TaskRow(task.task_id, task.carton_id, task.from_node, task.to_location, to_node)
         with self.lock:
-            if not self.store.insert(row):
-                existing = self.store.get(task.task_id)
-                assert existing is not None
+            existing = self.store.get(task.task_id)
+            if existing is not None:  # the same carton read again: not a new task
                 return existing
+            self._unsaved.add(row.task_id)
             self._try_dispatch(row, self.clock())
             return row
 
@@ -131,11 +98,11 @@ class Dispatcher:
                 raise DockgateError(ErrorCode.NOT_FOUND, f"no dispatch task {task_id}")
             if row.status == "QUEUED":
                 row.status = "CANCELLED"
-                self.store.save(row, "cancelled", detail="by operator while waiting")
+                self._save(row, "cancelled", detail="by operator while waiting")
             elif row.status in ("ASSIGNED", "RUNNING") and row.agv:
                 row.cancel_action = self._instant(row.agv, "cancelOrder")
                 row.status = "CANCELLING"
-                self.store.save(row, "cancelling", detail=f"cancelOrder {row.cancel_action}")
+                self._save(row, "cancelling", detail=f"cancelOrder {row.cancel_action}")
             return row
 
     def queue(self) -> list[dict[str, Any]]:
@@ -251,7 +218,7 @@ class Dispatcher:
                 self._fail(row, f"{key} connection {msg.connection_state}")
 
     def _on_state(self, key: str, view: AgvView, st: State) -> None:
-        if view.orphan_cancel and _action_final(st, view.orphan_cancel):
+        if view.orphan_cancel and action_final(st, view.orphan_cancel):
             view.orphan_cancel = None
         task_id = self._busy.get(key)
         row = self.store.get(task_id) if task_id else None
@@ -260,7 +227,7 @@ class Dispatcher:
                 self._drain_queue(self.clock())
             return
         if row.status == "CANCELLING":
-            if row.cancel_action and _action_final(st, row.cancel_action):
+            if row.cancel_action and action_final(st, row.cancel_action):
                 self._finish(row, "CANCELLED", "cancelled", f"{key} reported cancelOrder")
             return
         fatal = st.fatal_errors()
@@ -270,7 +237,7 @@ class Dispatcher:
                 row, f"{key} fatal error {fatal[0].error_type}: {fatal[0].error_description}"
             )
             return
-        rejected = _rejection(st, row.order_id or "")
+        rejected = rejection(st, row.order_id or "")
         if rejected:
             self._fail(row, f"{key} rejected order {row.order_id}: {rejected}")
             return
@@ -279,7 +246,7 @@ class Dispatcher:
         if not row.acked and st.order_update_id >= row.order_update_id:
             row.acked, row.status = True, "RUNNING"
             self._sent_at.pop(row.task_id, None)
-            self.store.save(row, "acknowledged", detail=f"update {row.order_update_id}")
+            self._save(row, "acknowledged", detail=f"update {row.order_update_id}")
         if not row.acked:
             return
         last = len(row.route) - 1
@@ -331,7 +298,7 @@ class Dispatcher:
                     f"no AGV online, idle, error-free and above {self.config.battery_threshold:g}%"
                     " battery"
                 )
-                self.store.save(row, "waiting", row.code, row.reason)
+                self._save(row, "waiting", row.code, row.reason)
             return False
         key = best[1]
         view = self.agvs[key]
@@ -390,7 +357,7 @@ class Dispatcher:
         )  # fmt: skip
         row.sends += 1
         hid = self._next_header(row.agv, "order")
-        self.store.save(row, event, detail=f"{row.order_id}/{row.order_update_id}",
+        self._save(row, event, detail=f"{row.order_id}/{row.order_update_id}",
                         header=(row.agv, "order", hid))  # fmt: skip
         self._sent_at[row.task_id] = self.clock()
         self._publish(row.agv, "order", hid, body)
@@ -414,18 +381,18 @@ class Dispatcher:
         if row.redispatched == 0:
             row.redispatched, row.status = 1, "QUEUED"
             self.counters.redispatches += 1
-            self.store.save(row, "redispatch", row.code, reason)
+            self._save(row, "redispatch", row.code, reason)
             self._try_dispatch(row, self.clock())
         else:
             row.status = "FAILED"
-            self.store.save(row, "failed", row.code, reason)
+            self._save(row, "failed", row.code, reason)
 
     def _finish(self, row: TaskRow, status: str, event: str, detail: str) -> None:
         if row.agv:
             self._busy.pop(row.agv, None)
         self._sent_at.pop(row.task_id, None)
         row.status = status
-        self.store.save(row, event, detail=detail)
+        self._save(row, event, detail=detail)
         self._drain_queue(self.clock())
 
     def _cancel_orphan(self, key: str, view: AgvView, now: float) -> None:
@@ -438,6 +405,18 @@ class Dispatcher:
         view.orphan_cancel, view.orphan_sent = self._instant(key, "cancelOrder"), now
 
     # ----------------------------------------------------------------- output
+    def _save(
+        self,
+        row: TaskRow,
+        event: str,
+        code: str | None = None,
+        detail: str | None = None,
+        header: tuple[str, str, int] | None = None,
+    ) -> None:
+        insert = row.task_id in self._unsaved
+        self.store.save(row, event, code, detail, header=header, insert=insert)
+        self._unsaved.discard(row.task_id)
+
     def _instant(self, key: str, action_type: str) -> str:
         action_id, body = instant_body(action_type)
         hid = self._next_header(key, "instantActions")
@@ -464,19 +443,3 @@ class Dispatcher:
         self.counters.invalid_messages += 1
         self.counters.last_invalid.append(f"{mqtt_topic}: {reason}")
         log.warning("%s: %s ignored: %s", ErrorCode.AGV_MESSAGE_INVALID.value, mqtt_topic, reason)
-
-
-def _action_final(st: State, action_id: str) -> bool:
-    return any(
-        a.action_id == action_id and a.action_status in FINAL_ACTION for a in st.action_states
-    )
-
-
-def _rejection(st: State, order_id: str) -> str | None:
-    for err in st.errors:
-        if err.error_type in REJECTION_ERRORS and any(
-            r.reference_key == "orderId" and r.reference_value == order_id
-            for r in err.error_references or []
-        ):
-            return f"{err.error_type}: {err.error_description or ''}".strip()
-    return None

@@ -19,6 +19,11 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import ValidationError
 
+try:  # Rust validator: ~0.01 ms per state instead of ~4 ms, which matters on 2 cores
+    import jsonschema_rs
+except ImportError:  # pragma: no cover - the pure-Python validator does the same job
+    jsonschema_rs = None  # type: ignore[assignment]
+
 from edge.agv.messages import MODELS, SUBTOPICS, is_rfc3339
 
 log = logging.getLogger(__name__)
@@ -117,24 +122,35 @@ def load_schemas(directory: Path, overlay: bool = True) -> dict[str, dict[str, A
 class MessageValidator:
     """Check one decoded message for one subtopic; returns None or the reason it is invalid."""
 
-    def __init__(self, schemas_dir: Path | None) -> None:
+    def __init__(self, schemas_dir: Path | None, fast: bool = True) -> None:
         schemas = load_schemas(schemas_dir) if schemas_dir is not None else {}
         checker = format_checker()
+        self._fast: dict[str, Any] = {}
+        if fast and jsonschema_rs is not None:
+            self._fast = {
+                name: jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+                for name, schema in schemas.items()
+            }
         self._validators = {
             name: Draft202012Validator(schema, format_checker=checker)
             for name, schema in schemas.items()
+            if name not in self._fast
         }
-        self.source = (
-            f"official schemas in {schemas_dir}" if self._validators else "Dockgate's own models"
-        )
+        self.source = f"official schemas in {schemas_dir}" if schemas else "Dockgate's own models"
 
     @property
     def uses_schemas(self) -> bool:
-        return bool(self._validators)
+        return bool(self._validators or self._fast)
 
     def reason(self, subtopic: str, message: Any) -> str | None:
         if not isinstance(message, dict):
             return "not a JSON object"
+        fast = self._fast.get(subtopic)
+        if fast is not None:
+            err = next(iter(fast.iter_errors(message)), None)
+            if err is not None:
+                where = "/".join(str(p) for p in err.instance_path) or "(root)"
+                return f"{subtopic} schema: {where}: {err.message[:200]}"
         validator = self._validators.get(subtopic)
         if validator is not None:
             error = next(iter(validator.iter_errors(message)), None)

@@ -62,6 +62,7 @@ def test_every_message_type_we_build_validates(vda5050_dir: Path, kind: str) -> 
     errors = list(_official(vda5050_dir, overlay=True)[kind].iter_errors(message))
     assert errors == []
     assert MessageValidator(vda5050_dir).reason(kind, message) is None
+    assert MessageValidator(vda5050_dir, fast=False).reason(kind, message) is None
     assert MessageValidator(None).reason(kind, message) is None
 
 
@@ -125,7 +126,8 @@ def test_own_models_agree_with_the_official_schemas(
     bad = _set(samples()[kind], path, value)
     assert not _official(vda5050_dir, True)[kind].is_valid(bad)
     assert MessageValidator(None).reason(kind, bad) is not None, "models let through " + path
-    assert MessageValidator(vda5050_dir).reason(kind, bad) is not None
+    assert MessageValidator(vda5050_dir).reason(kind, bad) is not None  # jsonschema-rs
+    assert MessageValidator(vda5050_dir, fast=False).reason(kind, bad) is not None
 
 
 def test_models_follow_the_text_where_the_schema_is_looser(vda5050_dir: Path) -> None:
@@ -139,6 +141,14 @@ def test_models_round_trip_to_identical_json() -> None:
     for kind, message in samples().items():
         parsed = MODELS[kind].model_validate(message)
         assert json.loads(json.dumps(parsed.wire())) == message, kind
+
+
+def test_run_time_validator_uses_the_patched_schemas(vda5050_dir: Path) -> None:
+    paused = copy.deepcopy(samples()["state"])
+    paused["actionStates"][0]["actionStatus"] = "PAUSED"
+    for fast in (True, False):
+        v = MessageValidator(vda5050_dir, fast=fast)
+        assert v.uses_schemas and v.reason("state", paused) is None
 
 
 def test_without_schema_files_validation_falls_back_to_models(tmp_path: Path) -> None:
