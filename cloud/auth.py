@@ -120,8 +120,6 @@ def login(
     password: str,
     totp: str | None,
     minutes: int,
-    max_fail: int,
-    lock_s: int,
 ) -> tuple[str, User]:
     """Password (+ TOTP for admins) -> new session token. Failures count toward a short lock."""
     user = s.get(User, username, with_for_update=True)
@@ -134,16 +132,10 @@ def login(
     except (VerificationError, InvalidHashError):
         ok = False
     if user is None or not ok:
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= max_fail:
-                user.failed_logins, user.locked_until = 0, now + dt.timedelta(seconds=lock_s)
-        audit(s, f"person:{username}", "login.fail", ErrorCode.UNAUTHENTICATED)
         raise DockgateError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
     if user.totp_secret:
         step = _totp_step(user.totp_secret, totp)
         if step is None or step <= user.totp_last_step:
-            audit(s, f"person:{username}", "login.fail", ErrorCode.TOTP_REQUIRED)
             raise DockgateError(ErrorCode.TOTP_REQUIRED, "a valid, unused one-time code is needed")
         user.totp_last_step = step
     user.failed_logins = 0
@@ -157,6 +149,21 @@ def login(
     )
     audit(s, f"person:{username}", "login", None)
     return token, user
+
+
+def record_failure(s: Session, username: str, code: ErrorCode, max_fail: int, lock_s: int) -> None:
+    """Count a failed login (in its own transaction: the login's was rolled back) and audit it.
+
+    After ``max_fail`` failures the account waits ``lock_s`` seconds: a short wait slows
+    guessing without letting an attacker lock a person out for long.
+    """
+    user = s.get(User, username, with_for_update=True)
+    if user is not None:
+        user.failed_logins += 1
+        if user.failed_logins >= max_fail:
+            user.failed_logins = 0
+            user.locked_until = utcnow() + dt.timedelta(seconds=lock_s)
+    audit(s, f"person:{username}", "login.fail", code)
 
 
 def _totp_step(secret: str, code: str | None) -> int | None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from cloud import auth
 from cloud.deps import AuthHeader, Svc
 from cloud.services import registry
+from edge.contracts.errors import DockgateError, ErrorCode
 
 router = APIRouter(tags=["people"])
 
@@ -29,17 +30,19 @@ class LoginResponse(BaseModel):
 @router.post("/v1/auth/login", response_model=LoginResponse)
 def login(*, body: LoginRequest, svc: Svc) -> LoginResponse:
     cfg = svc.config
-    with svc.sessions.begin() as s:
-        token, user = auth.login(
-            s,
-            body.username,
-            body.password,
-            body.totp,
-            cfg.session_minutes,
-            cfg.login_max_failures,
-            cfg.login_lock_s,
-        )
-        role = user.role
+    try:
+        with svc.sessions.begin() as s:
+            token, user = auth.login(
+                s, body.username, body.password, body.totp, cfg.session_minutes
+            )
+            role = user.role
+    except DockgateError as exc:
+        if exc.code in (ErrorCode.UNAUTHENTICATED, ErrorCode.TOTP_REQUIRED):
+            with svc.sessions.begin() as s:
+                auth.record_failure(
+                    s, body.username, exc.code, cfg.login_max_failures, cfg.login_lock_s
+                )
+        raise
     return LoginResponse(token=token, role=role, expires_in_s=cfg.session_minutes * 60)
 
 
