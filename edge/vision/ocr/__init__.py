@@ -1,0 +1,1 @@
+"""Carton-code OCR: localise, recognise (ONNX), grammar-constrained CTC decode, fuse, read."""

@@ -1,0 +1,166 @@
+"""From one line's CTC probabilities to fields with calibrated confidences.
+
+1. The best path through the line graph (:func:`edge.vision.ocr.forms.line_graph`) gives the
+   fields and the frames each was read from.
+2. Digit fields that fail their check digit (the line graph does not track check sums, to stay
+   fast) are repaired: every single-digit change is scored on the field's frames and the best
+   one whose check digit holds is kept.
+3. A field's confidence is its posterior among every value its exact grammar allows::
+
+       P(value) = P(frames | value) / sum over allowed v of P(frames | v)
+
+   both by the CTC forward algorithm on the field's frames. A smudged character spreads
+   probability over several values and the posterior drops; check digits remove every value
+   that a single misread digit would give.
+4. With expected values (from an ASN) the same frames score each candidate, and values outside
+   the list keep a share ``other_weight`` of their probability mass (the prior that the carton
+   is not on the list).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.vision.ocr import ctc, fields, forms
+
+Probs = npt.NDArray[np.float64]
+_FLOOR = 1e-12
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    """One field of one line of one frame."""
+
+    name: str  # CartonRead key: gtin, lot, expiry, prod_date, sscc
+    tag: str  # printed form (see forms)
+    printed: str  # as printed, e.g. "2027.08.31"
+    value: str | None  # stored form, e.g. "2027-08-31"; None if not a valid value
+    confidence: float
+    span: Probs  # the field's frames (for scoring candidates and fusion)
+    log_norm: float  # log-sum over all values the field's grammar allows on ``span``
+
+
+@dataclass(frozen=True)
+class LineRead:
+    text: str  # best-path string, before any parsing
+    fields: tuple[FieldRead, ...]
+    fits: bool  # a grammatical reading is close to the best path
+
+
+class Decoder:
+    """Decodes lines for one recogniser charset."""
+
+    def __init__(self, charset: Sequence[str], *, fit_margin: float = 0.35) -> None:
+        """``fit_margin``: nats per frame a grammatical path may lose to the best path."""
+        self.charset = tuple(charset)
+        self.index = {c: i for i, c in enumerate(self.charset) if i > 0}
+        self.graph = forms.line_graph(self.charset)
+        self.fit_margin = fit_margin
+
+    def labels(self, text: str) -> list[int] | None:
+        out = [self.index.get(c) for c in text]
+        return None if any(i is None for i in out) else [int(i) for i in out if i is not None]
+
+    def line(self, probs: Probs) -> LineRead:
+        text, _ = ctc.greedy(probs, self.charset)
+        logp = np.log(np.maximum(probs, _FLOOR))
+        path = ctc.viterbi(logp, self.graph)
+        if path is None:
+            return LineRead(text, (), False)
+        best = float(logp.max(axis=1).sum())
+        fits = path.log_prob >= best - self.fit_margin * probs.shape[0] - 2.0
+        return LineRead(text, tuple(self._fields(probs, path)), fits)
+
+    def _fields(self, probs: Probs, path: ctc.Path) -> list[FieldRead]:
+        ems = path.emissions
+        tags = [self.graph.node_tags[self.graph.node[e.state]] for e in ems]
+        out: list[FieldRead] = []
+        i = 0
+        while i < len(ems):
+            j = i
+            while j + 1 < len(ems) and tags[j + 1] == tags[i]:
+                j += 1
+            if tags[i]:
+                lo = ems[i - 1].last + 1 if i > 0 else 0
+                hi = ems[j + 1].first if j + 1 < len(ems) else probs.shape[0]
+                printed = "".join(self.charset[e.char_class] for e in ems[i : j + 1])
+                out.append(self.field(tags[i], printed, probs[lo:hi]))
+            i = j + 1
+        return out
+
+    def field(self, tag: str, printed: str, span: Probs) -> FieldRead:
+        """Check, repair and score one field read from ``span``."""
+        if tag in fields.DIGIT_TAGS and not fields.gs1_check_ok(printed):
+            printed = self._repair_digits(printed, span) or printed
+        if tag == "lot" and len(printed) > forms.LOT_MAX:
+            printed = printed[: forms.LOT_MAX]  # the loose graph allows long lots; scoring judges
+        value = fields.parse(tag, printed)
+        log_norm = ctc.forward(span, forms.body_graph(self.charset, tag))
+        conf = 0.0
+        if value is not None:
+            conf = _ratio(self.score(printed, span), log_norm)
+        return FieldRead(fields.FIELD_OF[tag], tag, printed, value, conf, span, log_norm)
+
+    def score(self, printed: str, span: Probs) -> float:
+        labels = self.labels(printed)
+        return ctc.NEG if labels is None else ctc.literal_forward(span, labels)
+
+    def _repair_digits(self, printed: str, span: Probs) -> str | None:
+        best, best_lp = None, ctc.NEG
+        for pos in range(len(printed)):
+            for d in "0123456789":
+                cand = printed[:pos] + d + printed[pos + 1 :]
+                if d != printed[pos] and fields.gs1_check_ok(cand):
+                    lp = self.score(cand, span)
+                    if lp > best_lp:
+                        best, best_lp = cand, lp
+        return best
+
+    def candidates(
+        self, f: FieldRead, expected: Sequence[str], other_weight: float
+    ) -> dict[str, float]:
+        """Posterior of each expected value (stored form) on ``f``'s frames, and of ``f.value``.
+
+        Mass of values not on the list is scaled by ``other_weight``; the open reading keeps
+        its own (scaled) posterior so a confident reading of an unlisted value still wins.
+        """
+        scores: dict[str, float] = {}
+        for value in dict.fromkeys(expected):
+            printed = fields.render(f.tag, value, f.printed)
+            if printed is not None and fields.parse(f.tag, printed) == value:
+                scores[value] = self.score(printed, f.span)
+        listed = _logsumexp(list(scores.values()))
+        other = _log_sub(f.log_norm, listed)
+        denom = _logsumexp([listed, math.log(other_weight) + other])
+        out = {v: _ratio(lp, denom) for v, lp in scores.items()}
+        if f.value is not None and f.value not in out:
+            own = self.score(f.printed, f.span)
+            out[f.value] = _ratio(math.log(other_weight) + own, denom)
+        return out
+
+
+def _ratio(num: float, den: float) -> float:
+    if num <= ctc.NEG / 2:
+        return 0.0
+    return float(min(1.0, math.exp(min(num - den, 0.0))))
+
+
+def _logsumexp(xs: Sequence[float]) -> float:
+    live = [x for x in xs if x > ctc.NEG / 2]
+    if not live:
+        return ctc.NEG
+    m = max(live)
+    return m + math.log(sum(math.exp(x - m) for x in live))
+
+
+def _log_sub(a: float, b: float) -> float:
+    """log(exp(a) - exp(b)), floored at a tiny share of exp(a)."""
+    if b <= ctc.NEG / 2:
+        return a
+    diff = 1.0 - math.exp(min(b - a, 0.0))
+    return a + math.log(max(diff, 1e-6))

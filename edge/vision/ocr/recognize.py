@@ -1,0 +1,71 @@
+"""The text-line recogniser: PP-OCR's CTC model on the CPU, returning per-frame probabilities.
+
+Only line crops go in (the localiser found them); the full-frame detector never runs. The output
+is the ``T x C`` softmax per line, which :mod:`edge.vision.ocr.decode` reads, never a string.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from edge.vision.session import MODELS_DIR, ModelEntry, load_model
+
+MODEL_NAME = "ocr.rec"
+HEIGHT = 48  # the model's fixed input height
+STRIDE = 8  # input columns per output frame
+MIN_WIDTH = 64
+MAX_WIDTH = 2048  # ~ 80 characters; longer crops are squeezed, not cut
+
+
+class Recognizer:
+    """Wraps the manifest's ``ocr.rec`` model: line crops in, probability matrices out."""
+
+    def __init__(
+        self, *, threads: int = 2, models_dir: Path = MODELS_DIR, squeeze: float = 1.0
+    ) -> None:
+        """``squeeze`` < 1 narrows crops before recognition (fewer frames, faster)."""
+        warm = {"x": np.zeros((1, 3, HEIGHT, 160), np.float32)}
+        self.session, self.entry = load_model(
+            MODEL_NAME, threads=threads, models_dir=models_dir, warmup=warm
+        )
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise DockgateError(ErrorCode.MODEL_INVALID, f"{MODEL_NAME} has no character list")
+        self.charset: tuple[str, ...] = ("", *meta["character"].split("\n"))
+        self.squeeze = squeeze
+        self.input_name = self.session.get_inputs()[0].name
+
+    @property
+    def model(self) -> ModelEntry:
+        return self.entry
+
+    def prepare(self, crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """One grey line crop -> ``3 x 48 x W`` float input (W a multiple of 8)."""
+        h, w = crop.shape[:2]
+        width = math.ceil(HEIGHT * w / max(h, 1) * self.squeeze)
+        width = int(min(max(width, MIN_WIDTH), MAX_WIDTH))
+        width = -(-width // STRIDE) * STRIDE
+        resized = cv2.resize(crop, (width, HEIGHT), interpolation=cv2.INTER_AREA)
+        norm = resized.astype(np.float32) / 127.5 - 1.0
+        return np.repeat(norm[None], 3, axis=0)
+
+    def __call__(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.float64]]:
+        """Per crop, its ``T x C`` class probabilities (one batch, padded to the widest)."""
+        if not crops:
+            return []
+        inputs = [self.prepare(c) for c in crops]
+        widest = max(x.shape[2] for x in inputs)
+        # Pad with the normalised value of a plain light background, not mid-grey, so that the
+        # padding reads as blank and not as a smudge.
+        batch = np.full((len(inputs), 3, HEIGHT, widest), 0.8, np.float32)
+        for i, x in enumerate(inputs):
+            batch[i, :, :, : x.shape[2]] = x
+        probs = self.session.run(None, {self.input_name: batch})[0]
+        return [probs[i, : x.shape[2] // STRIDE].astype(np.float64) for i, x in enumerate(inputs)]
