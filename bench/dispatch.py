@@ -212,7 +212,7 @@ def main() -> None:
         print(f"\nsustained without a growing queue: {best:,.0f} cartons/h (goal >= 3,600)")
         status = d.status()
         print(f"orders sent {status['orders_sent']}, resends {status['resends']}, "
-              f"invalid messages {status['invalid_messages']}, tasks {status['tasks']}")  # fmt: skip
+              f"invalid {status['invalid_messages']}, tasks {status['tasks']}")  # fmt: skip
     finally:
         svc.stop()
         wire.stop()

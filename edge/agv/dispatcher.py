@@ -71,6 +71,11 @@ class Dispatcher:
         for row in store.by_status(ACTIVE):
             if row.agv:
                 self._busy[row.agv] = row.task_id
+                # Known busy after a restart: give it state_timeout to report before blaming it.
+                manufacturer, serial = row.agv.split("/", 1)
+                self.agvs[row.agv] = AgvView(manufacturer, serial, last_seen=clock())
+            if row.status == "ASSIGNED" and not row.acked:
+                self._sent_at[row.task_id] = -1e18  # unknown fate: resend once the link is up
 
     # ----------------------------------------------------------------- public API
     def submit(self, task: DispatchTask) -> TaskRow:

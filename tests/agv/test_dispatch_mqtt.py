@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from edge.agv.dispatcher import Dispatcher, DispatchTask
 from edge.agv.service import DispatchService
 from edge.agv.store import TaskRow
@@ -112,6 +114,7 @@ def test_broken_connection_redispatches_once_to_another_agv(
     assert "CONNECTIONBROKEN" in failed[0]["detail"]
 
 
+@pytest.mark.slow
 def test_broker_killed_and_restarted_loses_no_task(
     make_service: Make, sims: Sims, broker: Broker
 ) -> None:
@@ -143,6 +146,20 @@ def test_tasks_survive_a_restart_of_master_control(
     assert svc2.dispatcher.queue()[0]["task_id"] == "p1"
     wait_for(_done(svc2, 1), timeout=30)
     assert all(svc2.dispatcher._headers[k] >= v for k, v in headers.items())
+
+
+@pytest.mark.slow
+def test_running_order_survives_a_restart_of_master_control(make_service: Make, sims: Sims) -> None:
+    sims.start(count=1, speed=4)
+    svc = make_service()
+    wait_for(online(svc, 1))
+    svc.dispatcher.submit(DispatchTask("m1", "S1", "D2", "A-06"))
+    wait_for(lambda: task(svc.dispatcher, "m1").status == "RUNNING")
+    svc.stop()
+    svc2 = make_service()
+    wait_for(_done(svc2, 1), timeout=40, what="order finished under the new master control")
+    row = task(svc2.dispatcher, "m1")
+    assert row.attempt == 1 and row.redispatched == 0 and row.order_update_id >= 2
 
 
 def test_invalid_messages_are_counted_and_never_acted_on(
@@ -257,6 +274,18 @@ def test_agv_with_a_foreign_order_gets_cancel_order_first(
         if m.topic.endswith(("instantActions", "/order")) and b"foreign-1" not in m.payload
     ]
     assert kinds[0] == "cancel", kinds
+
+
+def test_simulator_disconnect_command_fires_the_will_then_comes_back(
+    sims: Sims, observer: Observer
+) -> None:
+    sims.start(count=1)
+    wait_for(lambda: any(b"ONLINE" in m.payload for m in observer.of("connection")))
+    observer.publish(
+        "dockgate-sim/dockgate-sim/agv-01/control", {"cmd": "disconnect", "seconds": 1}
+    )
+    states = lambda: [m.json()["connectionState"] for m in observer.of("connection")]  # noqa: E731
+    wait_for(lambda: states()[-2:] == ["CONNECTIONBROKEN", "ONLINE"], what="will, then ONLINE")
 
 
 def test_clean_shutdown_leaves_no_threads(make_service: Make, sims: Sims) -> None:
