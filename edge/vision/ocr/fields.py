@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import re
 
-from edge.vision.ocr.forms import LOT_CHARS, LOT_MAX, LOT_MIN, MONTHS
+from edge.codes.checkdigit import has_valid_check_digit
+from edge.codes.grammar import MONTHS
+from edge.codes.text import validate_field
+from edge.contracts.errors import DockgateError
 
 #: which CartonRead field each tag fills
 FIELD_OF = {
@@ -32,44 +34,27 @@ DIGIT_TAGS = {"gtin": 14, "gtin13": 13, "sscc": 18}
 
 
 def gs1_check_ok(digits: str) -> bool:
-    """GS1 mod-10: weights 3, 1, 3, ... from the digit left of the check digit."""
-    if not digits.isdigit() or len(digits) < 2:
-        return False
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits[:-1])))
-    return (10 - total % 10) % 10 == int(digits[-1])
+    """GS1 mod-10 check digit (GTIN, SSCC)."""
+    return digits.isdigit() and len(digits) >= 2 and has_valid_check_digit(digits)
+
+
+def parse(tag: str, printed: str) -> str | None:
+    """The stored value of a printed field value, or ``None`` if it is not valid.
+
+    Validation is the code grammar's (:func:`edge.codes.text.validate_field`): check digits,
+    lot alphabet and length, calendar dates, GS1's sliding century and day ``00``.
+    """
+    if tag in DIGIT_TAGS and len(printed) != DIGIT_TAGS[tag]:
+        return None
+    try:
+        value = validate_field(FIELD_OF[tag], printed)
+    except DockgateError:
+        return None
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def _last_day(year: int, month: int) -> dt.date:
     return dt.date(year, month, calendar.monthrange(year, month)[1])
-
-
-def _date(year: int, month: int, day: int) -> dt.date | None:
-    try:
-        return _last_day(year, month) if day == 0 else dt.date(year, month, day)
-    except ValueError:
-        return None
-
-
-def parse(tag: str, printed: str) -> str | None:
-    """The stored value of a printed field, or ``None`` if it is not a valid value."""
-    kind = tag.split(".")[-1]
-    if tag in DIGIT_TAGS:
-        ok = len(printed) == DIGIT_TAGS[tag] and gs1_check_ok(printed)
-        return printed.rjust(14, "0") if ok and tag != "sscc" else (printed if ok else None)
-    if tag == "lot":
-        ok = LOT_MIN <= len(printed) <= LOT_MAX and all(c in LOT_CHARS for c in printed)
-        return printed if ok else None
-    day: dt.date | None = None
-    if kind == "yymmdd" and re.fullmatch(r"\d{6}", printed):
-        day = _date(2000 + int(printed[:2]), int(printed[2:4]), int(printed[4:]))
-    elif kind == "ymd" and (m := re.fullmatch(r"(\d{4})[-./](\d{2})[-./](\d{2})", printed)):
-        day = _date(int(m[1]), int(m[2]), int(m[3])) if int(m[3]) else None
-    elif kind == "my" and (m := re.fullmatch(r"(\d{2})[/ ](\d{2}|\d{4})", printed)):
-        year = int(m[2]) if len(m[2]) == 4 else 2000 + int(m[2])
-        day = _date(year, int(m[1]), 0) if 1 <= int(m[1]) <= 12 else None
-    elif kind == "mon" and (m := re.fullmatch(r"([A-Z]{3}) (\d{4})", printed.upper())):
-        day = _date(int(m[2]), MONTHS.index(m[1]) + 1, 0) if m[1] in MONTHS else None
-    return day.isoformat() if day is not None else None
 
 
 def render(tag: str, value: str, printed: str) -> str | None:

@@ -1,28 +1,16 @@
 """The printed carton-code forms as a CTC graph: what a line of a carton code may spell.
 
-This is the *decoding* form of the code grammar: an automaton over the recogniser's classes, so
-the decoder only ever proposes strings that parse, with GS1 mod-10 check digits built into the
-states (a GTIN that fails its check digit is not a path). Parsing and validating the decoded
-field values (calendar dates, ISO forms) stays in :mod:`edge.vision.ocr.fields`.
+This is the *decoding* form of the one code grammar, :data:`edge.codes.grammar.FORMS`: every
+form there (literal tokens and typed slots) becomes a fragment of an automaton over the
+recogniser's classes, so the decoder only proposes strings that parse. In the exact field
+graphs GS1 mod-10 check digits are states (a GTIN that fails its check digit is not a path)
+and small value sets (months, days) are tries of their legal values.
 
-Nodes carry a field tag; consecutive characters with the same tag form one field:
-
-=============  =================================================  ==============================
-tag            forms                                              example value
-=============  =================================================  ==============================
-gtin           ``(01)``, ``GTIN``, bare 14 digits                 ``06901234567892``
-gtin13         bare 13 digits (padded to 14 when read)            ``6901234567892``
-sscc           ``(00)``                                           ``369012340000000018``
-lot            ``(10)``, ``LOT``, ``LOT:``, ``批号``, ``批号:``      ``A24B117``
-exp.yymmdd     ``(17)`` (``(15)`` best-before)                    ``270831``
-exp.ymd        ``EXP``, ``EXP:``, ``有效期至`` + YYYY[-./]MM[-./]DD  ``2027.08.31``
-exp.my         ``EXP`` + MM/YYYY, MM/YY, MM YYYY                  ``08/2027``
-exp.mon        ``BEST BY`` + MON YYYY                             ``AUG 2027``
-prod.yymmdd    ``(11)``                                           ``250831``
-prod.ymd       ``PROD``, ``生产日期`` + YYYY[-./]MM[-./]DD          ``2025-08-31``
-=============  =================================================  ==============================
-
-Several fields may share a line, in any order, with or without spaces between them.
+Nodes carry the form's tag (``gtin``, ``gtin13``, ``sscc``, ``lot``, ``exp.yymmdd``,
+``exp.ymd``, ``exp.my``, ``exp.mon``, ``prod.yymmdd``, ``prod.ymd``) from the form's first
+value slot to its last, separators included; labels (``(17)``, ``LOT:``, ``有效期至``) carry
+none. Consecutive characters with the same tag are one field. Several forms may share a line,
+in any order, with or without a space between them.
 """
 
 from __future__ import annotations
@@ -33,12 +21,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.codes.grammar import (
+    FORMS,
+    LOT_CHARS,
+    LOT_MAX,
+    LOT_MIN,
+    MONTHS,
+    SLOT_KINDS,
+    Form,
+    Lit,
+    Slot,
+)
 from edge.vision.ocr.ctc import CtcGraph
 
+__all__ = ["LOT_CHARS", "LOT_MAX", "LOT_MIN", "MONTHS", "GraphBuilder", "body_graph", "line_graph"]
 DIGITS = "0123456789"
-LOT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
-MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-LOT_MIN, LOT_MAX = 3, 20
 
 
 @dataclass(frozen=True)
@@ -166,99 +163,127 @@ class GraphBuilder:
         )
 
 
-# --- field bodies -----------------------------------------------------------------------------
+# --- from the code grammar (edge.codes.grammar.FORMS) to graph fragments -------------------
 
 
-def _year4(b: GraphBuilder, tag: str) -> Frag:
-    return b.seq(b.chars("2", tag), b.chars("0", tag), b.chars(DIGITS, tag), b.chars(DIGITS, tag))
-
-
-def _month(b: GraphBuilder, tag: str) -> Frag:
-    return b.alt(
-        b.seq(b.chars("0", tag), b.chars("123456789", tag)),
-        b.seq(b.chars("1", tag), b.chars("012", tag)),
-    )
-
-
-def _day(b: GraphBuilder, tag: str, zero: bool = False) -> Frag:
-    return b.alt(
-        b.seq(b.chars("0", tag), b.chars(DIGITS if zero else "123456789", tag)),
-        b.seq(b.chars("12", tag), b.chars(DIGITS, tag)),
-        b.seq(b.chars("3", tag), b.chars("01", tag)),
-    )
-
-
-def body(b: GraphBuilder, tag: str, exact: bool = True) -> Frag:
-    """The value part of field ``tag`` (no label).
-
-    ``exact=False`` gives the looser, much smaller form used inside a whole-line graph: digit
-    runs without check-digit states and a lot of 3 or more characters. The decoder then checks
-    and repairs those fields against their exact body graph on the field's own frames, which
-    keeps the per-frame work of the line search about five times smaller.
-    """
-    kind = tag.split(".")[-1]
-    lengths = {"gtin": 14, "gtin13": 13, "sscc": 18}
-    if tag in lengths:
+def _slot(b: GraphBuilder, kind: str, tag: str, exact: bool) -> Frag:
+    spec = SLOT_KINDS[kind]
+    if spec.check_digit:
         if exact:
-            return b.check_digits(lengths[tag], tag)
-        return b.seq(*(b.chars(DIGITS, tag) for _ in range(lengths[tag])))
-    if tag == "lot":
+            return b.check_digits(spec.max_len, tag)
+        return b.seq(*(b.chars(spec.allowed(i), tag) for i in range(spec.max_len)))
+    if spec.min_len != spec.max_len:  # the lot
         if exact:
-            return b.rep(lambda: b.chars(LOT_CHARS, tag), LOT_MIN, LOT_MAX)
-        head = [b.chars(LOT_CHARS, tag) for _ in range(LOT_MIN)]
-        return b.seq(*head, b.opt(b.plus(b.chars(LOT_CHARS, tag))))
-    if kind == "yymmdd":
-        yy = b.seq(b.chars(DIGITS, tag), b.chars(DIGITS, tag))
-        return b.seq(yy, _month(b, tag), _day(b, tag, zero=True))
-    if kind == "ymd":
-        sep = "-./"
-        return b.seq(
-            _year4(b, tag), b.chars(sep, tag), _month(b, tag), b.chars(sep, tag), _day(b, tag)
-        )
-    if kind == "my":
-        yy = b.seq(b.chars(DIGITS, tag), b.chars(DIGITS, tag))
-        return b.seq(_month(b, tag), b.chars("/ ", tag), b.alt(_year4(b, tag), yy))
-    if kind == "mon":
-        months = b.alt(*(b.lit(m, tag) for m in MONTHS))
-        return b.seq(months, b.chars(" ", tag), _year4(b, tag))
-    raise ValueError(f"unknown field tag {tag!r}")
+            return b.rep(lambda: b.chars(spec.charset, tag), spec.min_len, spec.max_len)
+        head = [b.chars(spec.charset, tag) for _ in range(spec.min_len)]
+        return b.seq(*head, b.opt(b.plus(b.chars(spec.charset, tag))))
+    if spec.choices and len(spec.choices) <= 40:
+        return _trie(b, spec.choices, tag)
+    return b.seq(*(b.chars(spec.allowed(i), tag) for i in range(spec.max_len)))
 
 
-def _label(b: GraphBuilder, *words: str) -> Frag:
-    """A label word, then an optional colon (ASCII or full-width) and an optional space."""
-    colon = b.opt(b.chars(":："))
-    return b.seq(b.alt(*(b.lit(w) for w in words)), colon, b.opt(b.chars(" ")))
-
-
-def _elements(b: GraphBuilder) -> Frag:
-    gtin = body(b, "gtin", exact=False)
-    lot = body(b, "lot", exact=False)
+def _trie(b: GraphBuilder, words: tuple[str, ...], tag: str) -> Frag:
+    """Exactly ``words`` (same length), sharing common prefixes."""
+    if len(words[0]) == 1:
+        return b.chars("".join(sorted({w for w in words})), tag)
+    heads: dict[str, list[str]] = {}
+    for w in words:
+        heads.setdefault(w[0], []).append(w[1:])
     return b.alt(
-        b.seq(b.alt(b.lit("(01)"), _label(b, "GTIN")), gtin),
-        gtin,
-        b.seq(b.lit("(10)"), lot),
-        b.seq(b.alt(b.lit("(17)"), b.lit("(15)")), body(b, "exp.yymmdd")),
-        b.seq(b.lit("(11)"), body(b, "prod.yymmdd")),
-        b.seq(b.lit("(00)"), body(b, "sscc", exact=False)),
-        body(b, "gtin13", exact=False),
-        b.seq(_label(b, "LOT", "批号"), lot),
-        b.seq(_label(b, "EXP", "有效期至"), body(b, "exp.ymd")),
-        b.seq(_label(b, "EXP"), body(b, "exp.my")),
-        b.seq(b.lit("BEST BY "), body(b, "exp.mon")),
-        b.seq(_label(b, "PROD", "生产日期"), body(b, "prod.ymd")),
+        *(b.seq(b.lit(h, tag), _trie(b, tuple(rest), tag)) for h, rest in sorted(heads.items()))
     )
+
+
+def _value_range(form: Form) -> tuple[int, int]:
+    """Indices of the form's first and last slot: the tokens between are the printed value."""
+    idx = [i for i, t in enumerate(form.tokens) if not isinstance(t, Lit)]
+    return idx[0], idx[-1]
+
+
+Key = tuple[Lit | Slot, str]  # a token and the tag it carries
+
+
+def form_keys(form: Form) -> tuple[Key, ...]:
+    """The form's tokens with their tags: labels untagged, the value part tagged ``form.tag``."""
+    first, last = _value_range(form)
+    return tuple((t, form.tag if first <= i <= last else "") for i, t in enumerate(form.tokens))
+
+
+def forms_fragment(b: GraphBuilder, forms: Sequence[Form], exact: bool) -> Frag:
+    """Any one of ``forms``; forms that start with the same tokens share those nodes (all
+    ``EXP`` forms share one ``EXP`` label and one year), which keeps the line graph small."""
+    return _token_trie(b, [form_keys(f) for f in forms], exact, {})
+
+
+def _token_trie(
+    b: GraphBuilder,
+    seqs: list[tuple[Key, ...]],
+    exact: bool,
+    memo: dict[tuple[tuple[Key, ...], ...], Frag],
+) -> Frag:
+    # Every sequence runs to the end of its form, so two places with the same set of remaining
+    # sequences may share one fragment (suffix sharing: '(01)', 'GTIN ' and a bare GTIN all
+    # lead into one 14-digit run).
+    key = tuple(sorted(seqs, key=repr))
+    if key in memo:
+        return memo[key]
+    groups: dict[Key, list[tuple[Key, ...]]] = {}
+    for seq in seqs:
+        groups.setdefault(seq[0], []).append(seq[1:])
+    branches = []
+    for (tok, tag), rests in groups.items():
+        if isinstance(tok, Lit):
+            head = b.lit(tok.text, tag)
+            head = b.opt(head) if tok.optional else head
+        else:
+            head = _slot(b, tok.kind, tag, exact)
+        more = [r for r in rests if r]
+        if not more:
+            branches.append(head)
+            continue
+        tail = _token_trie(b, more, exact, memo)
+        branches.append(b.seq(head, b.opt(tail) if len(more) < len(rests) else tail))
+    memo[key] = b.alt(*branches)
+    return memo[key]
+
+
+def _value_fragment(b: GraphBuilder, tag: str) -> Frag:
+    """The value part of any form with this tag (exact), for a field's confidence normaliser."""
+    variants = []
+    seen: set[tuple[object, ...]] = set()
+    for form in FORMS:
+        if form.tag != tag:
+            continue
+        first, last = _value_range(form)
+        tokens = form.tokens[first : last + 1]
+        if tokens in seen:
+            continue
+        seen.add(tokens)
+        parts = [
+            b.lit(t.text, tag) if isinstance(t, Lit) else _slot(b, t.kind, tag, True)
+            for t in tokens
+        ]
+        variants.append(b.seq(*parts))
+    if not variants:
+        raise ValueError(f"unknown field tag {tag!r}")
+    return b.alt(*variants)
 
 
 @functools.lru_cache(maxsize=8)
 def line_graph(charset: tuple[str, ...]) -> CtcGraph:
-    """Any line of a carton code: one or more elements, optionally separated by spaces."""
+    """Any line of a carton code: one or more forms, optionally separated by spaces.
+
+    Value slots are loose here (see :func:`form_fragment` with ``exact=False``): digit runs
+    without check-sum states and an open-ended lot. That keeps the per-frame search about five
+    times smaller; the decoder checks and repairs each field against its exact graph.
+    """
     b = GraphBuilder(charset)
-    element = b.seq(b.opt(b.chars(" ")), _elements(b))
+    element = b.seq(b.opt(b.chars(" ")), forms_fragment(b, FORMS, exact=False))
     return b.compile(b.plus(element))
 
 
 @functools.lru_cache(maxsize=64)
 def body_graph(charset: tuple[str, ...], tag: str) -> CtcGraph:
-    """The value grammar of one field alone: the normaliser of that field's confidence."""
+    """Every value a field of form ``tag`` may print (exact: check digits, calendar ranges)."""
     b = GraphBuilder(charset)
-    return b.compile(body(b, tag))
+    return b.compile(_value_fragment(b, tag))
