@@ -31,14 +31,12 @@ from edge.agv.fleet import (
     rejection,
 )
 from edge.agv.messages import (
-    UINT32,
     Connection,
     State,
-    header,
     split_topic,
-    topic,
 )
-from edge.agv.orders import build_route, instant_body, last_base, order_body
+from edge.agv.orders import build_route, last_base, order_body
+from edge.agv.sender import Sender
 from edge.agv.sitemap import SiteMap
 from edge.agv.store import ACTIVE, TaskRow, TaskStore
 from edge.agv.validation import MessageValidator
@@ -64,7 +62,7 @@ class Dispatcher:
         self.counters = Counters()
         self.link_up = False
         self.on_order_published: Callable[[str, float], None] | None = None  # for bench/tests
-        self._headers = store.header_ids()
+        self.sender = Sender(config.interface_name, link, store)
         self._sent_at: dict[str, float] = {}
         self._busy: dict[str, str] = {}  # agv key -> task id
         self._unsaved: set[str] = set()  # submitted, first write still to come
@@ -105,7 +103,7 @@ class Dispatcher:
                 row.status = "CANCELLED"
                 self._save(row, "cancelled", detail="by operator while waiting")
             elif row.status in ("ASSIGNED", "RUNNING") and row.agv:
-                row.cancel_action = self._instant(row.agv, "cancelOrder")
+                row.cancel_action = self.sender.instant(row.agv, "cancelOrder")
                 row.status = "CANCELLING"
                 self._save(row, "cancelling", detail=f"cancelOrder {row.cancel_action}")
             return row
@@ -237,7 +235,9 @@ class Dispatcher:
             return
         fatal = st.fatal_errors()
         if fatal:
-            self._instant(key, "cancelOrder")  # stop what is left; a person must clear the AGV
+            self.sender.instant(
+                key, "cancelOrder"
+            )  # stop what is left; a person must clear the AGV
             self._fail(
                 row, f"{key} fatal error {fatal[0].error_type}: {fatal[0].error_description}"
             )
@@ -270,14 +270,14 @@ class Dispatcher:
                 self._finish(row, "DONE", "done", f"{key} at {row.route[-1]}")
 
     # ----------------------------------------------------------------- order flow
-    def _eligible(self, key: str, view: AgvView, now: float, row: TaskRow) -> bool:
+    def _eligible(self, key: str, view: AgvView, now: float, row: TaskRow | None) -> bool:
         st = view.state
         return (
             view.connection == "ONLINE"
             and st is not None
             and now - view.last_seen <= self.config.state_timeout_s
             and key not in self._busy
-            and key not in row.failed_agvs
+            and (row is None or key not in row.failed_agvs)
             and view.orphan_cancel is None
             and st.is_idle()
             and not st.errors
@@ -320,15 +320,11 @@ class Dispatcher:
         return True
 
     def _drain_queue(self, now: float) -> None:
+        """Oldest first; stops as soon as no AGV at all could take a task (cheap when idle)."""
         for row in self.store.by_status(("QUEUED",)):
-            if not self._try_dispatch(row, now) and not self._any_free(now):
+            if not any(self._eligible(k, v, now, None) for k, v in self.agvs.items()):
                 break
-
-    def _any_free(self, now: float) -> bool:
-        return any(
-            k not in self._busy and v.connection == "ONLINE" and v.state is not None
-            and v.state.is_idle() for k, v in self.agvs.items()
-        )  # fmt: skip
+            self._try_dispatch(row, now)
 
     def _extend(self, row: TaskRow) -> None:
         start = row.released_upto
@@ -361,11 +357,11 @@ class Dispatcher:
             row.order_update_id, row.carton_id, row.from_node,
         )  # fmt: skip
         row.sends += 1
-        hid = self._next_header(row.agv, "order")
+        hid = self.sender.next_header(row.agv, "order")
         self._save(row, event, detail=f"{row.order_id}/{row.order_update_id}",
                         header=(row.agv, "order", hid))  # fmt: skip
         self._sent_at[row.task_id] = self.clock()
-        self._publish(row.agv, "order", hid, body)
+        self.sender.publish(row.agv, "order", hid, body)
         self.counters.orders_sent += 1
         if self.on_order_published is not None:
             self.on_order_published(row.task_id, time.perf_counter())
@@ -407,7 +403,7 @@ class Dispatcher:
             return
         if view.orphan_cancel and now - view.orphan_sent < self.config.order_ack_timeout_s:
             return
-        view.orphan_cancel, view.orphan_sent = self._instant(key, "cancelOrder"), now
+        view.orphan_cancel, view.orphan_sent = self.sender.instant(key, "cancelOrder"), now
 
     # ----------------------------------------------------------------- output
     def _save(
@@ -421,28 +417,6 @@ class Dispatcher:
         insert = row.task_id in self._unsaved
         self.store.save(row, event, code, detail, header=header, insert=insert)
         self._unsaved.discard(row.task_id)
-
-    def _instant(self, key: str, action_type: str) -> str:
-        action_id, body = instant_body(action_type)
-        hid = self._next_header(key, "instantActions")
-        self.store.save_header(key, "instantActions", hid)
-        self._publish(key, "instantActions", hid, body)
-        return action_id
-
-    def _next_header(self, key: str, subtopic: str) -> int:
-        value = (self._headers.get((key, subtopic), -1) + 1) % (UINT32 + 1)
-        self._headers[(key, subtopic)] = value
-        return value
-
-    def _publish(self, key: str, subtopic: str, hid: int, body: dict[str, Any]) -> None:
-        view = self.agvs.get(key)
-        manufacturer, serial = (
-            (view.manufacturer, view.serial) if view else tuple(key.split("/", 1))
-        )
-        message = {**header(hid, manufacturer, serial), **body}
-        t = topic(self.config.interface_name, manufacturer, serial, subtopic)
-        if not self.link.publish(t, json.dumps(message).encode(), 0, False):
-            log.info("%s not sent (link down); it is resent when the link returns", t)
 
     def _invalid(self, mqtt_topic: str, reason: str) -> None:
         self.counters.invalid_messages += 1

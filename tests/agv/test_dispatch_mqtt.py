@@ -139,13 +139,13 @@ def test_tasks_survive_a_restart_of_master_control(
     d = svc.dispatcher
     d.submit(DispatchTask("p1", "S1", "D1", "A-05"))  # no AGV yet: waits in the queue
     assert [q["code"] for q in d.queue()] == ["AGV_UNAVAILABLE"]
-    headers = dict(d._headers)
+    headers = d.sender.headers
     svc.stop()
     sims.start(count=1)
     svc2 = make_service()
     assert svc2.dispatcher.queue()[0]["task_id"] == "p1"
     wait_for(_done(svc2, 1), timeout=30)
-    assert all(svc2.dispatcher._headers[k] >= v for k, v in headers.items())
+    assert all(svc2.dispatcher.sender.headers[k] >= v for k, v in headers.items())
 
 
 @pytest.mark.slow
