@@ -138,7 +138,8 @@ class Ledger(Bookings, LedgerCore):
             removed = self.conn.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,)).rowcount
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('outbox_acked_seq', ?) ON CONFLICT (key) "
-                "DO UPDATE SET value = MAX(CAST(value AS INTEGER), excluded.value)",
+                "DO UPDATE SET value = "
+                "MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
                 (up_to_seq,),
             )
 

@@ -66,6 +66,8 @@ def prepare(conn: sqlite3.Connection, ctx: Context, kind: str, raw: dict[str, An
     p = dict(raw)
     p["sku"] = codes.UNIDENTIFIED_SKU if kind == EventKind.HOLD else _sku(conn, p.get("sku"))
     p["lot"] = codes.normalise("lot", _need(p, "lot"))
+    if p["sku"] == codes.UNIDENTIFIED_SKU and kind in (EventKind.RECEIPT, EventKind.IDENTIFY):
+        raise fail(ErrorCode.CODE_INVALID, f"{p['sku']} is only for held cartons ('hold')")
     out = Prepared(p)
     if kind in _BATCH_KINDS:
         _batch_event(conn, kind, p)
@@ -234,6 +236,8 @@ def _quantity(conn: sqlite3.Connection, p: dict[str, Any]) -> None:
 
 def _sku(conn: sqlite3.Connection, raw: object) -> str:
     sku = codes.normalise("sku", raw)
+    if sku == codes.UNIDENTIFIED_SKU:  # held cartons move, are counted, adjusted like any stock
+        return sku
     if not conn.execute("SELECT 1 FROM skus WHERE sku = ?", (sku,)).fetchone():
         raise fail(ErrorCode.UNKNOWN_SKU, f"no SKU {sku} in the master data")
     return sku
