@@ -98,7 +98,9 @@ class _Run:
 
 def ingest(s: Session, keys: KeyCache, batch: SyncBatch) -> SyncResult:
     """Apply one device's batch inside the caller's transaction."""
-    dev = s.get(Device, batch.device_id, with_for_update=True)
+    # populate_existing: request auth already loaded this row without the lock; re-read it under
+    # the lock, or a batch applied meanwhile by another worker would be invisible here.
+    dev = s.get(Device, batch.device_id, with_for_update=True, populate_existing=True)
     if dev is None:
         raise DockgateError(ErrorCode.DEVICE_UNKNOWN, f"no enrolled device {batch.device_id}")
     dev.last_seen_at = utcnow()

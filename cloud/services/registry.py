@@ -104,7 +104,7 @@ def enroll(s: Session, issuer: Issuer, token: str, device_id: str, csr: str, day
 
 def revoke(s: Session, actor: str, device_id: str) -> Device:
     """Refuse the device's new submissions from now on; what it sent stays valid."""
-    dev = s.get(Device, device_id, with_for_update=True)
+    dev = s.get(Device, device_id, with_for_update=True, populate_existing=True)
     if dev is None:
         raise DockgateError(ErrorCode.DEVICE_UNKNOWN, f"no device {device_id}")
     if dev.status != "revoked":

@@ -95,15 +95,15 @@ def test_chaos_exactly_once_chains_and_stock_agree(tmp_path: Path) -> None:
         config.write_text(
             f'[device]\nid = "edge-01"\ndata_dir = "{data}"\n'
             f'[sync]\ncloud_url = "http://127.0.0.1:{proxy_port}"\ninterval_s = 0.05\n'
-            "backoff_base_s = 0.05\nbackoff_cap_s = 0.5\nbatch_size = 25\ntimeout_s = 3\n"
+            "backoff_base_s = 0.05\nbackoff_cap_s = 0.5\nbatch_size = 8\ntimeout_s = 3\n"
             "freeze_wait_s = 1\n"
         )
         log = tmp_path / "edge.log"
         edge = _start_edge(config, log)
         kills = restarts = 0
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 25
         while time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.3, 1.5))
+            time.sleep(rng.uniform(0.5, 2.0))
             if rng.random() < 0.7:
                 edge.send_signal(signal.SIGKILL)
                 edge.wait(10)
