@@ -12,10 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from argon2 import PasswordHasher
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.panel import deps
@@ -44,8 +47,18 @@ HTTP_STATUS = {
 }
 
 
-def create_app(services: PanelServices, config: PanelConfig, db_path: Path) -> FastAPI:
-    """The panel app. ``db_path`` is ``panel.db`` (accounts, sessions, audit)."""
+def create_app(
+    services: PanelServices,
+    config: PanelConfig,
+    db_path: Path,
+    *,
+    hasher: PasswordHasher | None = None,
+) -> FastAPI:
+    """The panel app. ``db_path`` is ``panel.db`` (accounts, sessions, audit).
+
+    ``hasher`` defaults to argon2id with argon2-cffi's recommended cost; tests pass a cheaper
+    argon2id so the suite stays fast on two cores.
+    """
     db = PanelDB(db_path)
     feed = LiveFeed(services.bus, keep=config.live_cartons)
 
@@ -69,7 +82,7 @@ def create_app(services: PanelServices, config: PanelConfig, db_path: Path) -> F
     app.state.services = services
     app.state.config = config
     app.state.db = db
-    app.state.users = UserStore(db)
+    app.state.users = UserStore(db, hasher)
     app.state.audit = AuditLog(db)
     app.state.feed = feed
     app.state.sessions = SessionStore(
@@ -118,3 +131,19 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> Respo
     if exc.status_code == 405:
         code = ErrorCode.NOT_FOUND
     return await _on_error(request, DockgateError(code, str(exc.detail)))
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every endpoint of the app, including those of included routers (which newer FastAPI
+    keeps behind an included-router wrapper); the security tests iterate this."""
+    found: list[APIRoute] = []
+
+    def walk(routes: list[BaseRoute]) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            elif (inner := getattr(route, "original_router", None)) is not None:
+                walk(list(inner.routes))
+
+    walk(list(app.routes))
+    return found

@@ -7,6 +7,7 @@ can also :meth:`LiveFeed.pump` so the feed works without the thread (TestClient)
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 from collections import Counter, deque
@@ -38,7 +39,7 @@ def _parse_ts(ts: str) -> datetime:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 

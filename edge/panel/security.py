@@ -149,6 +149,7 @@ async def _send_problem(send: Send, status: int, code: ErrorCode, message: str) 
             "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
+                (b"x-error-code", code.value.encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }
