@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edge.demo:demo", "Run the whole appliance end to end on embedded defaults."),
     "sim": ("edge.sim_cli:sim", "Device simulators: AGVs, the sorting-line PLC, a serial scanner."),
     "verify": ("edge.trust.verify_cli:verify_cmd", "Verify signed envelopes offline (FILE or -)."),
+    "read": ("edge.vision.ocr.cli:read", "Read carton codes (GTIN, lot, expiry) from images."),
 }
 
 

@@ -1,0 +1,51 @@
+"""The ``[ocr]`` section of the edge config: the carton-code reader's knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from edge.contracts.settings import StrictModel
+
+
+class OcrConfig(StrictModel):
+    accept_threshold: float = Field(
+        0.85,
+        ge=0.5,
+        le=0.9999,
+        description="confidence from which a read is ACCEPTED; below it a parsed read is REVIEW",
+    )
+    threads: int = Field(
+        2, ge=1, le=16, description="onnxruntime intra-op threads for the recogniser"
+    )
+    squeeze: float = Field(
+        0.8,
+        ge=0.5,
+        le=1.2,
+        description="horizontal scale of line crops before recognition (<1 is faster)",
+    )
+    asn_other_weight: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="prior weight of values not on the ASN when an ASN is given (1 = no prior)",
+    )
+    evidence_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="how much a field's poor fit to its grammar lowers its confidence (0..1)",
+    )
+    max_image_pixels: int = Field(
+        40_000_000,
+        ge=1_000_000,
+        le=400_000_000,
+        description="larger images are refused as IMAGE_INVALID (decompression-bomb guard)",
+    )
+    samples_dir: Path | None = Field(
+        None, description="review/unreadable sample store; default <device.data_dir>/ocr-samples"
+    )
+    samples_max_mb: int = Field(
+        200, ge=1, le=100_000, description="disk cap of the sample store; oldest dropped first"
+    )

@@ -1,0 +1,262 @@
+"""The carton-code reader: image(s) in, one :class:`CartonRead` out.
+
+``locate`` -> line crops -> ``Recognizer`` (one ONNX batch) -> ``Decoder`` per line (grammar
+and check-digit constrained) -> ``fuse`` per field over lines and frames -> status.
+
+Status rules: ``ERROR`` when the input is not a usable image; ``UNREADABLE`` (with a reason)
+when no line parses or GTIN, lot or expiry is missing; otherwise ``ACCEPTED`` when the lowest
+field confidence reaches the threshold and ``REVIEW`` below it. A read whose fields match
+different lines of the given ASN is ``REVIEW`` whatever its confidence.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.contracts.errors import ErrorCode
+from edge.vision.ocr.config import OcrConfig
+from edge.vision.ocr.decode import Decoder, FieldRead, LineRead
+from edge.vision.ocr.fuse import FusedField, fuse_field
+from edge.vision.ocr.locate import Located, locate
+from edge.vision.ocr.recognize import Recognizer
+from edge.vision.ocr.samples import SampleStore
+from edge.vision.session import MODELS_DIR
+
+REQUIRED = ("gtin", "lot", "expiry")
+OPTIONAL = ("prod_date", "sscc")
+ACCEPTED, REVIEW, UNREADABLE, ERROR = "ACCEPTED", "REVIEW", "UNREADABLE", "ERROR"
+JSON_KEYS = (
+    "file",
+    "status",
+    "gtin",
+    "lot",
+    "expiry",
+    "prod_date",
+    "sscc",
+    "text",
+    "confidence",
+    "latency_ms",
+)
+
+
+@dataclass(frozen=True)
+class ASN:
+    """One open advance-shipping-notice line: what the gate expects to see."""
+
+    gtin: str
+    lot: str
+    expiry: str  # ISO date
+
+
+@dataclass(frozen=True)
+class CartonRead:
+    """One read. The first ten fields are the JSON keys; ``reason`` says why it is not ACCEPTED
+    (with a stable error code) and goes to stderr in the CLI, not into the JSON."""
+
+    file: str | None
+    status: str
+    gtin: str | None
+    lot: str | None
+    expiry: str | None
+    prod_date: str | None
+    sscc: str | None
+    text: str
+    confidence: float
+    latency_ms: float
+    reason: str | None = field(default=None, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        """Exactly the CLI's keys."""
+        d = asdict(self)
+        return {k: d[k] for k in JSON_KEYS}
+
+
+@dataclass(frozen=True)
+class FrameRead:
+    located: Located
+    lines: tuple[LineRead, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+def error_read(file: str | None, reason: str, latency_ms: float = 0.0) -> CartonRead:
+    return CartonRead(
+        file, ERROR, None, None, None, None, None, "", 0.0, round(latency_ms, 1), reason
+    )
+
+
+class Reader:
+    """Loads the recogniser once; thread-safe (one read at a time per reader)."""
+
+    def __init__(
+        self,
+        config: OcrConfig | None = None,
+        *,
+        models_dir: Path = MODELS_DIR,
+        samples: SampleStore | None = None,
+    ) -> None:
+        self.config = config or OcrConfig()
+        self.recognizer = Recognizer(
+            threads=self.config.threads, models_dir=models_dir, squeeze=self.config.squeeze
+        )
+        self.decoder = Decoder(self.recognizer.charset)
+        self.samples = samples
+        self._lock = threading.Lock()
+        self._warm_decoder()
+
+    def _warm_decoder(self) -> None:
+        # compiles the numba kernels and the graphs now, not on the first carton
+        probs = np.full((24, len(self.recognizer.charset)), 1e-4)
+        probs[:, 0] = 1.0
+        self.decoder.line(probs / probs.sum(axis=1, keepdims=True))
+
+    def read(
+        self,
+        image: npt.NDArray[Any],
+        expect: Sequence[ASN] | None = None,
+        *,
+        file: str | None = None,
+    ) -> CartonRead:
+        """Read one frame."""
+        return self.read_frames([image], expect, file=file)
+
+    def read_frames(
+        self,
+        images: Sequence[npt.NDArray[Any]],
+        expect: Sequence[ASN] | None = None,
+        *,
+        file: str | None = None,
+    ) -> CartonRead:
+        """Read several frames of the same carton and fuse them into one read."""
+        start = time.perf_counter()
+        with self._lock:
+            frames: list[FrameRead] = []
+            for image in images:
+                problem = self._check(image)
+                if problem is not None:
+                    ms = (time.perf_counter() - start) * 1000
+                    return error_read(file, f"{ErrorCode.IMAGE_INVALID.value}: {problem}", ms)
+                frames.append(self._frame(image))
+            read = self._result(frames, expect, file, start)
+        if self.samples is not None and read.status in (REVIEW, UNREADABLE) and frames:
+            self.samples.keep(_sample_crop(images[0], frames[0].located), read)
+        return read
+
+    def _check(self, image: Any) -> str | None:
+        if not isinstance(image, np.ndarray):
+            return "not an image array"
+        if image.dtype != np.uint8:
+            return f"pixel type {image.dtype}, expected uint8"
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            return f"shape {image.shape} is not a grey, BGR or BGRA image"
+        h, w = image.shape[:2]
+        if h < 8 or w < 16:
+            return f"{w}x{h} is too small to hold a printed line"
+        if h * w > self.config.max_image_pixels:
+            return f"{w}x{h} is over the {self.config.max_image_pixels} pixel limit"
+        return None
+
+    def _frame(self, image: npt.NDArray[np.uint8]) -> FrameRead:
+        img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
+        located = locate(img)
+        probs = self.recognizer(located.lines)
+        return FrameRead(located, tuple(self.decoder.line(p) for p in probs))
+
+    def _result(
+        self,
+        frames: Sequence[FrameRead],
+        expect: Sequence[ASN] | None,
+        file: str | None,
+        start: float,
+    ) -> CartonRead:
+        reads: dict[str, list[FieldRead]] = {}
+        for fr in frames:
+            for line in fr.lines:
+                for f in line.fields:
+                    reads.setdefault(f.name, []).append(f)
+        fused: dict[str, FusedField] = {}
+        for name, rs in reads.items():
+            expected = [getattr(a, name) for a in expect] if expect and name in REQUIRED else []
+            ff = fuse_field(
+                self.decoder,
+                rs,
+                expected=expected,
+                other_weight=self.config.asn_other_weight if expected else 1.0,
+                evidence_weight=self.config.evidence_weight,
+            )
+            if ff is not None:
+                fused[name] = ff
+        text = max(frames, key=lambda f: len(f.text)).text if frames else ""
+        missing = [n for n in REQUIRED if n not in fused]
+        confidence = min((f.confidence for f in fused.values()), default=0.0)
+        values = {n: (fused[n].value if n in fused else None) for n in (*REQUIRED, *OPTIONAL)}
+        status, reason = self._status(missing, confidence, values, expect, frames)
+        return CartonRead(
+            file=file,
+            status=status,
+            text=text,
+            confidence=round(confidence if not missing else 0.0, 4),
+            latency_ms=round((time.perf_counter() - start) * 1000, 1),
+            reason=reason,
+            **values,
+        )
+
+    def _status(
+        self,
+        missing: list[str],
+        confidence: float,
+        values: dict[str, str | None],
+        expect: Sequence[ASN] | None,
+        frames: Sequence[FrameRead],
+    ) -> tuple[str, str | None]:
+        code = ErrorCode.UNREADABLE.value
+        if not any(fr.lines for fr in frames):
+            return UNREADABLE, f"{code}: no printed text found"
+        if missing:
+            return UNREADABLE, f"{code}: no {', '.join(missing)} read"
+        if expect:
+            on_list = {(a.gtin, a.lot, a.expiry) for a in expect}
+            key = (values["gtin"], values["lot"], values["expiry"])
+            partly = any(sum(x == y for x, y in zip(key, k, strict=True)) >= 1 for k in on_list)
+            if key not in on_list and partly:
+                return REVIEW, f"{code}: fields match the ASN only in part"
+        if confidence < self.config.accept_threshold:
+            return (
+                REVIEW,
+                f"{code}: confidence {confidence:.3f} below {self.config.accept_threshold}",
+            )
+        return ACCEPTED, None
+
+
+def _sample_crop(image: npt.NDArray[np.uint8], located: Located) -> npt.NDArray[np.uint8]:
+    r = located.region
+    crop = image[r.y : r.y + r.h, r.x : r.x + r.w]
+    return crop if crop.size else image
+
+
+_DEFAULT: Reader | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_reader() -> Reader:
+    """A process-wide reader with the default config (models loaded on first use)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = Reader()
+        return _DEFAULT
+
+
+def read_image(image: npt.NDArray[Any], expect: Sequence[ASN] | None = None) -> CartonRead:
+    """Read one image (numpy, BGR or grey uint8) with the default reader."""
+    return default_reader().read(image, expect)

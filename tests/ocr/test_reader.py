@@ -1,0 +1,108 @@
+"""The reader end to end on rendered labels and on bad input; read_image; sample store hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.vision.ocr.config import OcrConfig
+from edge.vision.ocr.reader import ASN, JSON_KEYS, CartonRead, Reader
+from edge.vision.ocr.samples import SampleStore
+from tests.ocr.conftest import label, printed_line
+
+CODE = ["(01)06901234567892", "(17)270831(10)A24B117"]
+TRUTH = {"gtin": "06901234567892", "lot": "A24B117", "expiry": "2027-08-31"}
+
+
+def _fields(r: CartonRead) -> dict[str, str | None]:
+    return {"gtin": r.gtin, "lot": r.lot, "expiry": r.expiry}
+
+
+def test_reads_a_clean_label_in_a_frame(reader: Reader) -> None:
+    r = reader.read(label(CODE, frame=(720, 1280)))
+    assert r.status == "ACCEPTED", r
+    assert _fields(r) == TRUTH and r.prod_date is None and r.sscc is None
+    assert "(01)06901234567892" in r.text.splitlines()
+    assert 0.85 <= r.confidence <= 1.0 and r.latency_ms > 0
+
+
+def test_reads_a_tight_crop_of_one_line(reader: Reader) -> None:
+    r = reader.read(printed_line("(01)06901234567892(17)270831(10)A24B117"))
+    assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+
+
+def test_human_readable_forms(reader: Reader) -> None:
+    r = reader.read(label(["GTIN 06901234567892", "LOT: A24B117", "EXP 2027-08-31"]))
+    assert _fields(r) == TRUTH and r.status == "ACCEPTED"
+
+
+def test_missing_expiry_is_unreadable_with_reason(reader: Reader) -> None:
+    r = reader.read(printed_line("(01)06901234567892(10)A24B117"))
+    assert r.status == "UNREADABLE" and r.expiry is None
+    assert r.reason is not None and "expiry" in r.reason and r.reason.startswith("UNREADABLE")
+
+
+def test_blank_image_is_unreadable(reader: Reader) -> None:
+    r = reader.read(np.full((720, 1280, 3), 200, np.uint8))
+    assert r.status == "UNREADABLE" and r.gtin is None and r.confidence == 0.0
+
+
+@pytest.mark.parametrize(
+    ("image", "why"),
+    [
+        (np.zeros((1, 1, 3), np.uint8), "too small"),
+        (np.zeros((5, 400), np.uint8), "too small"),
+        (np.zeros((100, 100, 2), np.uint8), "shape"),
+        (np.zeros((100, 100), np.float32), "pixel type"),
+        (np.zeros((8000, 6000), np.uint8), "pixel limit"),
+        ("not an array", "not an image"),
+    ],
+)
+def test_bad_arrays_are_error_not_crash(reader: Reader, image: object, why: str) -> None:
+    r = reader.read(image)  # type: ignore[arg-type]
+    assert r.status == "ERROR" and r.reason is not None and why in r.reason
+    assert r.reason.startswith("IMAGE_INVALID")
+
+
+def test_json_has_exactly_the_issue_keys(reader: Reader) -> None:
+    r = reader.read(printed_line("LOT A24B117"), file="x.png")
+    assert tuple(r.as_json()) == JSON_KEYS
+    assert r.as_json()["file"] == "x.png"
+
+
+def test_asn_prefers_the_expected_record(reader: Reader) -> None:
+    asn = [ASN(**TRUTH), ASN("06901234567885", "B7781", "2026-01-31")]
+    r = reader.read(label(CODE), asn)
+    assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+
+
+def test_partial_asn_match_goes_to_review(reader: Reader) -> None:
+    asn = [ASN("06901234567892", "ZZ999", "2027-08-31")]
+    r = reader.read(label(CODE), asn)
+    assert r.status == "REVIEW" and r.reason is not None and "ASN" in r.reason
+
+
+def test_fusing_frames_of_one_carton(reader: Reader) -> None:
+    frames = [label(CODE, frame=(720, 1280), seed=s) for s in range(3)]
+    r = reader.read_frames(frames)
+    assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+
+
+def test_review_and_unreadable_reads_are_kept_as_samples(tmp_path: Path) -> None:
+    store = SampleStore(tmp_path / "samples", max_bytes=10_000_000)
+    strict = Reader(OcrConfig(accept_threshold=0.9999), samples=store)
+    strict.read(printed_line("(01)06901234567892(10)A24B117"))  # UNREADABLE: no expiry
+    ids = store.ids()
+    assert len(ids) == 1
+    png, meta = store.load(ids[0])
+    assert png.startswith(b"\x89PNG") and meta["status"] == "UNREADABLE"
+    assert meta["gtin"] == "06901234567892" and "expiry" in meta["reason"]
+
+
+def test_read_image_function() -> None:
+    from edge.vision.ocr.reader import read_image
+
+    r = read_image(printed_line("(01)06901234567892(17)270831(10)A24B117"))
+    assert isinstance(r, CartonRead) and r.status == "ACCEPTED" and r.file is None
