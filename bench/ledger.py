@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.ledger import Ledger  # noqa: E402
+from edge.ledger import Ledger
 
 ACTOR = "device:bench"
 
@@ -138,8 +138,14 @@ def main() -> None:
             results = [group_commit(d / f"g{threads}-{r}.db", n, threads) for r in range(rounds)]
             rate = statistics.median(r[0] for r in results)
             per_commit = statistics.median(r[1] for r in results)
-            rows.append((f"ledger.append, {threads} writers (group commit)", rate,
-                         [r[0] for r in results], per_commit))  # fmt: skip
+            rows.append(
+                (
+                    f"ledger.append, {threads} writers (group commit)",
+                    rate,
+                    [r[0] for r in results],
+                    per_commit,
+                )
+            )
         print(f"durable appends (synchronous=FULL, WAL), {n} events per round, {rounds} rounds")
         print(f"{'case':48} {'median ev/s':>12} {'vs ref':>7} {'ev/commit':>9}  rounds")
         for name, rate, values, per_commit in rows:
@@ -159,12 +165,16 @@ def main() -> None:
         led.close()
         print(f"\nverify of {count} events (built in {build_s:.1f} s)")
         print(f"{'case':48} {'median s':>12} {'events/s':>12}  rounds")
-        print(f"{'ledger.verify (chain + projection replay)':48} {statistics.median(times):12.2f} "
-              f"{count / statistics.median(times):12.0f}  [{', '.join(f'{t:.2f}' for t in times)}]")
+        print(
+            f"{'ledger.verify (chain + projection replay)':48} {statistics.median(times):12.2f} "
+            f"{count / statistics.median(times):12.0f}  [{', '.join(f'{t:.2f}' for t in times)}]"
+        )
         print(f"{'reference: SELECT * FROM events (read only)':48} {ref_scan:12.2f}")
         goal_ok = rows[-1][1] >= 2000 and statistics.median(times) < 5
-        print(f"\ngoal (>= 2000 durable ev/s with group commit, verify 100k < 5 s): "
-              f"{'met' if goal_ok and not args.quick else 'see figures'}")
+        print(
+            f"\ngoal (>= 2000 durable ev/s with group commit, verify 100k < 5 s): "
+            f"{'met' if goal_ok and not args.quick else 'see figures'}"
+        )
 
 
 if __name__ == "__main__":

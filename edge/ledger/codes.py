@@ -6,8 +6,8 @@ maps full-width to half-width and the ideographic space to a space), trim, colla
 white space, upper case - and then checked against its pattern. A code that does not match is
 rejected with ``CODE_INVALID``; nothing is ever stored half-clean.
 
-These helpers live here until ``edge/codes`` (GS1 grammar) offers the same; only the GTIN check
-digit is GS1-specific.
+The normalisation itself and the GS1 check digit come from ``edge.codes`` (the one carton-code
+grammar); this module adds the ledger's own code patterns (SKU, lot, location, supplier, unit).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 import unicodedata
 from datetime import date
 
+from edge.codes import is_valid_gtin, normalize
 from edge.contracts.errors import DockgateError, ErrorCode
 
 #: Pseudo-SKU under which cartons with an unreadable code are held in quarantine.
@@ -30,14 +31,12 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "supplier": re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$"),
     "unit": re.compile(r"^[A-Z][A-Z0-9]{0,9}$"),
 }
-_WS = re.compile(r"\s+")
 _ACTOR = re.compile(r"^[a-z0-9][a-z0-9._-]*:[^\s:][^\s]{0,63}$")
 
 
 def clean(raw: str) -> str:
-    """NFKC, trim, collapse white space, upper case: the one normalisation for every code."""
-    text = unicodedata.normalize("NFKC", raw)
-    return _WS.sub(" ", text).strip().upper()
+    """NFKC (full- to half-width), look-alike dashes, trim, collapse spaces, upper case."""
+    return normalize(raw)
 
 
 def normalise(kind: str, raw: object) -> str:
@@ -57,12 +56,6 @@ def normalise(kind: str, raw: object) -> str:
     return value
 
 
-def gtin_check_digit(body: str) -> int:
-    """GS1 mod-10 check digit for the digits before the check digit."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - total % 10) % 10
-
-
 def normalise_gtin(raw: object) -> str:
     """A GTIN-8/12/13/14 with a valid check digit, returned as 14 digits (GTIN-14)."""
     if not isinstance(raw, str):
@@ -72,7 +65,7 @@ def normalise_gtin(raw: object) -> str:
         raise DockgateError(
             ErrorCode.CODE_INVALID, f"GTIN {raw!r} must be 8, 12, 13 or 14 digits", field="gtin"
         )
-    if gtin_check_digit(value[:-1]) != int(value[-1]):
+    if not is_valid_gtin(value):
         raise DockgateError(
             ErrorCode.CODE_INVALID, f"GTIN {raw!r} has a wrong check digit", field="gtin"
         )
