@@ -57,6 +57,12 @@ class LedgerConfig(StrictModel):
     max_size_mb: int = Field(
         0, ge=0, description="cap on the ledger database size in MiB (0 = no cap beyond the disk)"
     )
+    utc_offset_minutes: int = Field(
+        0,
+        ge=-720,
+        le=840,
+        description="warehouse local time minus UTC in minutes (480 = China); expiry days are local",
+    )
 
     def resolved_path(self, device: DeviceConfig) -> Path:
         return self.path if self.path is not None else device.data_dir / "ledger.db"

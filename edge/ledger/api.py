@@ -33,8 +33,13 @@ class Ledger(Bookings, LedgerCore):
         synchronous: str = "FULL",
         clock: Clock | None = None,
         max_size_mb: int = 0,
+        utc_offset_minutes: int = 0,
     ) -> Ledger:
-        """Open (creating and migrating if needed) the ledger file of ``device_id``."""
+        """Open (creating and migrating if needed) the ledger file of ``device_id``.
+
+        ``clock`` (returning an aware datetime) is for tests; ``utc_offset_minutes`` makes the
+        expiry windows count the warehouse's local days.
+        """
         database = cls._open_db(Path(path), device_id, synchronous, max_size_mb)
         return cls(
             database,
@@ -43,6 +48,7 @@ class Ledger(Bookings, LedgerCore):
             expiry_warning_days=expiry_warning_days,
             expiry_block_days=expiry_block_days,
             clock=clock,
+            utc_offset_minutes=utc_offset_minutes,
         )
 
     def __enter__(self) -> Ledger:

@@ -41,6 +41,7 @@ class _Opts:
             expiry_block_days=cfg.ledger.expiry_block_days,
             synchronous=cfg.ledger.synchronous,
             max_size_mb=cfg.ledger.max_size_mb,
+            utc_offset_minutes=cfg.ledger.utc_offset_minutes,
         )
 
 

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -91,6 +91,7 @@ class LedgerCore:
         expiry_warning_days: int,
         expiry_block_days: int,
         clock: Clock | None,
+        utc_offset_minutes: int = 0,
     ) -> None:
         self.db = database
         self.conn: sqlite3.Connection = database.conn
@@ -99,6 +100,8 @@ class LedgerCore:
         self.expiry_warning_days = expiry_warning_days
         self.expiry_block_days = expiry_block_days
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        # expiry dates are the warehouse's local days (timestamps stay UTC)
+        self.local_tz = timezone(timedelta(minutes=utc_offset_minutes))
         self.lock = threading.RLock()  # one connection: every use is serialised
         self.group: GroupCommit[AppendResult] = GroupCommit(self._run_batch)
 
@@ -149,7 +152,7 @@ class LedgerCore:
         return self.group.submit(request)
 
     def context(self) -> rules.Context:
-        today: date = self.clock().astimezone(UTC).date()
+        today: date = self.clock().astimezone(self.local_tz).date()
         return rules.Context(today, self.expiry_warning_days, self.expiry_block_days)
 
     def _run_batch(self, batch: list[Pending[AppendResult]]) -> None:

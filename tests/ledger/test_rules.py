@@ -474,3 +474,24 @@ def test_master_data_changes_are_logged_events(ledger: Ledger) -> None:
     refused(ErrorCode.EVENT_INVALID, ledger, ledger.add_location, "X-1", "roof", actor=ACTOR)
     refused(ErrorCode.QUANTITY_INVALID, ledger, ledger.add_unit, "SKU-A", "PAL", 0, actor=ACTOR)
     refused(ErrorCode.CODE_INVALID, ledger, ledger.receive, "UNIDENTIFIED", "L1", 1, actor=ACTOR)
+
+
+def test_expiry_days_are_local_days(tmp_path: object) -> None:
+    """At 2026-11-29 20:00 UTC it is already 11-30 in Shanghai: 7 days left to 12-07."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from tests.ledger.helpers import seed
+
+    clock = Clock(datetime(2026, 11, 29, 20, 0, tzinfo=UTC))
+    for offset, code in ((0, None), (480, ErrorCode.EXPIRY_BLOCKED)):
+        path = Path(str(tmp_path)) / f"l{offset}.db"
+        with Ledger.open(path, "edge-01", clock=clock, utc_offset_minutes=offset) as led:
+            seed(led)
+            led.receive("SKU-A", "L1", 5, expiry="2026-12-07", location="A-01", actor=ACTOR)
+            try:
+                led.pick("SKU-A", "L1", 1, from_location="A-01", actor=ACTOR)
+                got = None
+            except DockgateError as exc:
+                got = exc.code
+            assert got == code
