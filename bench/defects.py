@@ -25,7 +25,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.vision.defects import Action, DefectModel, verdict_action
 from edge.vision.defects.metrics import (
     average_precision,
     confusion,
@@ -33,6 +32,8 @@ from edge.vision.defects.metrics import (
     format_confusion,
     recall,
 )
+from edge.vision.defects.model import DefectModel
+from edge.vision.defects.verdict import Action, verdict_action
 from edge.vision.session import load_session, model_entry, sha256_file
 from fixtures.defects import HOLDOUT, render_sample
 from fixtures.defects.dataset import sample_seeds

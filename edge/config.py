@@ -15,6 +15,7 @@ from edge.agv.config import AgvConfig
 from edge.contracts.settings import StrictModel, load_settings
 from edge.panel.config import PanelConfig
 from edge.sync.config import SyncConfig
+from edge.vision.defects.config import DefectConfig
 from edge.vision.ocr.config import OcrConfig
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -81,6 +82,7 @@ class EdgeConfig(BaseSettings):
     sync: SyncConfig = Field(SyncConfig(), description="cloud sync, device key and certificate")
     panel: PanelConfig = Field(PanelConfig(), description="operator web panel (edge/panel)")
     ocr: OcrConfig = Field(OcrConfig(), description="carton-code reader (edge/vision/ocr)")
+    defects: DefectConfig = Field(DefectConfig(), description="defect model, thresholds")
 
     @classmethod
     def settings_customise_sources(

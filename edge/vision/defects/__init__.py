@@ -1,10 +1,7 @@
 """Defect detection: ONNX inference (:mod:`.model`), verdict to action (:mod:`.verdict`).
 
-Training (:mod:`.train`, :mod:`.net`) needs the ``[train]`` extra (PyTorch) and is never
-imported by the inference path.
+Import from the submodules (``edge.vision.defects.model``, ``.verdict``, ``.config``): this
+package module stays empty so that loading the config does not pull in onnxruntime. Training
+(:mod:`.train`, :mod:`.net`) needs the ``[train]`` extra (PyTorch) and is never imported by the
+inference path.
 """
-
-from edge.vision.defects.model import DefectModel, DefectVerdict, ModelInfo
-from edge.vision.defects.verdict import Action, verdict_action
-
-__all__ = ["Action", "DefectModel", "DefectVerdict", "ModelInfo", "verdict_action"]

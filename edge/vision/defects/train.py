@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
+# OpenMP worker threads spin while waiting by default; on 2 cores shared with other work a
+# spinning thread steals the core its partner needs (measured: one step 4x slower). Must be
+# set before torch starts its thread pool, i.e. before the import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 from torch import nn
 
