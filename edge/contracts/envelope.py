@@ -49,14 +49,17 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc import jws
-from joserfc.errors import JoseError, UnsupportedAlgorithmError
+from joserfc.errors import UnsupportedAlgorithmError
 from joserfc.jwk import ECKey, OKPKey
 from joserfc.jws import JWSRegistry
 
@@ -85,6 +88,7 @@ TYP_EVENT = "dockgate-event+jws"
 TYP_CHECKPOINT = "dockgate-checkpoint+jws"
 TYP_REQUEST = "dockgate-request+jws"
 MAX_ENVELOPE_BYTES = 64 * 1024
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
@@ -199,14 +203,9 @@ def verify_jws(token: str, key: DeviceKey, typ: str) -> dict[str, Any]:
         raise DockgateError(ErrorCode.DEVICE_MISMATCH, "envelope names another certificate")
     if set(header) - {"alg", "typ", "kid", "x5t#S256"}:
         raise DockgateError(ErrorCode.SIG_INVALID, "unexpected JWS header fields")
+    payload = _check_signature(token, key)
     try:
-        obj = jws.deserialize_compact(token, key.jwk, registry=_REGISTRIES[key.alg])
-    except JoseError as exc:
-        raise DockgateError(
-            ErrorCode.SIG_INVALID, f"signature does not verify ({exc.error})"
-        ) from None
-    try:
-        claims = json.loads(obj.payload)
+        claims = json.loads(payload)
     except ValueError:
         raise DockgateError(ErrorCode.SIG_INVALID, "payload is not JSON") from None
     if not isinstance(claims, dict) or claims.get("v") != ENVELOPE_VERSION:
@@ -216,6 +215,32 @@ def verify_jws(token: str, key: DeviceKey, typ: str) -> dict[str, Any]:
             ErrorCode.DEVICE_MISMATCH, f"payload names device {claims.get('dev')!r}"
         )
     return claims
+
+
+def _check_signature(token: str, key: DeviceKey) -> bytes:
+    """RFC 7515 §5.2 validation of a compact JWS whose header was already checked; returns the
+    payload bytes. The signature check itself is ``cryptography``'s; we only split and decode.
+    (joserfc's generic path cost a third of ingest time; tests cross-check with joserfc and
+    PyJWT that both verify exactly the same tokens.)"""
+    signing_input, _, sig_part = token.rpartition(".")
+    payload_part = signing_input.partition(".")[2]
+    if not (_B64URL.fullmatch(sig_part) and _B64URL.fullmatch(payload_part)):
+        raise DockgateError(ErrorCode.SIG_INVALID, "JWS parts are not base64url")
+    signature = _b64url_decode(sig_part)
+    data = signing_input.encode("ascii")
+    try:
+        if len(signature) != 64:
+            raise InvalidSignature
+        if isinstance(key.public_key, ed25519.Ed25519PublicKey):
+            key.public_key.verify(signature, data)
+        else:
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            key.public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise DockgateError(ErrorCode.SIG_INVALID, "signature does not verify") from None
+    return _b64url_decode(payload_part)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ def test_round_trip_and_pyjwt_verifies(issuer, kind: str) -> None:  # type: igno
     decoded = jwt.api_jws.decode_complete(token, ident.cert.public_key(), algorithms=[alg])
     assert decoded["header"]["x5t#S256"] == key.fingerprint
     assert decoded["header"]["kid"] == "edge-01"
+    # and joserfc, the library we sign with, agrees
+    from edge.contracts.envelope import jwk_for
+
+    assert jws.deserialize_compact(token, jwk_for(ident.cert.public_key()), algorithms=[alg])
     claims = json.loads(decoded["payload"])
     assert (
         claims["event"]["hash"] == event.hash and claims["seq"] == 1 and claims["dev"] == "edge-01"
@@ -148,6 +152,21 @@ def test_checkpoint_cannot_pass_as_event(issuer) -> None:  # type: ignore[no-unt
     key = DeviceKey.from_cert(ident.cert)
     assert verify_jws(ckpt, key, TYP_CHECKPOINT)["seq"] == 5
     assert _code(ckpt, key) is ErrorCode.SIG_INVALID
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "p256"])
+def test_any_flipped_signature_bit_is_refused(issuer, kind: str) -> None:  # type: ignore[no-untyped-def]
+    ident = make_device(issuer, "edge-01", kind=kind)
+    token = signed(ident, make_events("edge-01", 1))[0]
+    h, p, s = token.split(".")
+    raw = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    key = DeviceKey.from_cert(ident.cert)
+    for bit in range(0, len(raw) * 8, 37):
+        flipped = bytearray(raw)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        assert _code(f"{h}.{p}.{b64url(bytes(flipped))}", key) is ErrorCode.SIG_INVALID
+    assert _code(f"{h}.{p}.{s}AA", key) is ErrorCode.SIG_INVALID  # trailing garbage
+    assert _code(f"{h}.{p}={s}", key) is ErrorCode.SIG_INVALID
 
 
 @pytest.mark.parametrize("junk", ["", "a.b", "a.b.c", "!!!.e30.x", "x" * 70000])
