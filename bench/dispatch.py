@@ -170,7 +170,8 @@ def main() -> None:
         ):
             print(f"| {name} | {len(vals)} | {statistics.median(vals):.2f} | "
                   f"{pct(vals, 0.95):.2f} | {max(vals):.2f} |")  # fmt: skip
-        print(f"dispatcher process CPU per carton (incl. state handling): {cpu_per_carton:.1f} ms")
+        print(f"CPU of this process per carton at 1 carton/s (dispatcher, 20 AGVs' states, "
+              f"2nd client): {cpu_per_carton:.1f} ms")  # fmt: skip
         print(f"order messages not received on the wire: {latency_n - len(on_wire)}")
 
         # 2) sustained throughput
@@ -182,8 +183,9 @@ def main() -> None:
         best = 0.0
         for rate in rates:
             q0 = len(d.queue())
-            done0 = d.store.counts().get("DONE", 0)
+            done0 = d.status()["tasks"].get("DONE", 0)
             lat: list[str] = []
+            q_max = q0
             t_start = time.perf_counter()
             k = 0
             while time.perf_counter() - t_start < window_s:
@@ -195,21 +197,26 @@ def main() -> None:
                 lat.append(tid)
                 d.submit(DispatchTask(tid, f"SSCC{n_task:06d}", "D1" if k % 2 else "D2",
                                       LOCATIONS[n_task % len(LOCATIONS)]))  # fmt: skip
+                q_max = max(q_max, len(d.queue()))
                 time.sleep(max(0.0, t_start + k / rate - time.perf_counter()))
             elapsed = time.perf_counter() - t_start
-            done = d.store.counts().get("DONE", 0) - done0
+            done = d.status()["tasks"].get("DONE", 0) - done0
             q1 = len(d.queue())
             lats = [(wire.first[f"{t}.1"] - submitted[t]) * 1000 for t in lat
                     if f"{t}.1" in wire.first]  # fmt: skip
             p95 = f"{pct(lats, 0.95):.1f}" if lats else "n/a"
-            print(f"| {rate * 3600:,.0f} | {done / elapsed * 3600:,.0f} | {q0} | {q1} | {p95} |")
-            if q1 <= max(q0, AGVS // 4):
-                best = max(best, done / elapsed * 3600)
+            print(f"| {rate * 3600:,.0f} | {done / elapsed * 3600:,.0f} | {q0} | {q_max} | {q1} "
+                  f"| {p95} |")  # fmt: skip
+            # Sustained = the queue does not grow over the window. "done" lags the offered rate
+            # by the few seconds a task takes, so it is shown but not used as the criterion.
+            if q1 <= q0 + 2:
+                best = max(best, rate * 3600)
             # let the queue drain before the next step
             drain = time.monotonic() + 30
             while d.queue() and time.monotonic() < drain:
                 time.sleep(0.2)
-        print(f"\nsustained without a growing queue: {best:,.0f} cartons/h (goal >= 3,600)")
+        print(f"\nhighest offered rate sustained without a growing queue: {best:,.0f} cartons/h "
+              "(goal >= 3,600)")  # fmt: skip
         status = d.status()
         print(f"orders sent {status['orders_sent']}, resends {status['resends']}, "
               f"invalid {status['invalid_messages']}, tasks {status['tasks']}")  # fmt: skip

@@ -42,6 +42,12 @@ class AgvConfig(StrictModel):
     battery_threshold: float = Field(
         30.0, ge=0, le=100, description="an AGV needs more than this battery charge (%) for a task"
     )
+    charge_until: float = Field(
+        90.0,
+        ge=1,
+        le=100,
+        description="an idle AGV at or below battery_threshold charges until this charge (%)",
+    )
     state_timeout_s: float = Field(
         10.0, ge=1, le=600, description="an AGV that sends no state this long counts as failed"
     )

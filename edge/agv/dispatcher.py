@@ -204,6 +204,7 @@ class Dispatcher:
                     self._maybe_resend(row, now)
             for key, view in self.agvs.items():
                 self._cancel_orphan(key, view, now)
+                self._manage_charging(key, view, now)
             self._drain_queue(now)
 
     # ----------------------------------------------------------------- handlers
@@ -280,7 +281,7 @@ class Dispatcher:
             and (row is None or key not in row.failed_agvs)
             and view.orphan_cancel is None
             and st.is_idle()
-            and not st.errors
+            and not st.fatal_errors()  # WARNINGs clear themselves (spec 6.10.5)
             and st.operating_mode in CONTROLLABLE
             and st.safety_state.e_stop == "NONE"
             and not st.battery_state.charging
@@ -404,6 +405,21 @@ class Dispatcher:
         if view.orphan_cancel and now - view.orphan_sent < self.config.order_ack_timeout_s:
             return
         view.orphan_cancel, view.orphan_sent = self.sender.instant(key, "cancelOrder"), now
+
+    def _manage_charging(self, key: str, view: AgvView, now: float) -> None:
+        """An idle AGV at or below the threshold charges (in place, in this version) until
+        ``charge_until``; without this a fleet running for months would drain and stop."""
+        st = view.state
+        if st is None or key in self._busy or view.connection != "ONLINE" or not st.is_idle():
+            return
+        battery, want = st.battery_state, None
+        if not battery.charging and battery.battery_charge <= self.config.battery_threshold:
+            want = "startCharging"
+        elif battery.charging and battery.battery_charge >= self.config.charge_until:
+            want = "stopCharging"
+        if want and now - view.charge_sent >= self.config.order_ack_timeout_s:
+            view.charge_sent = now
+            self.sender.instant(key, want)
 
     # ----------------------------------------------------------------- output
     def _save(

@@ -38,6 +38,7 @@ class AgvView:
     last_seen: float = 0.0
     orphan_cancel: str | None = None  # actionId of our cancelOrder for an order we do not track
     orphan_sent: float = 0.0
+    charge_sent: float = -1e18  # when we last sent start/stopCharging
 
 
 @dataclass

@@ -27,6 +27,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,33 +221,45 @@ class SimAgv:
         self.client.loop_stop()
 
 
-def run(
-    count: int, host: str, port: int, interface: str, manufacturer: str, prefix: str,
-    sitemap_path: Path, speed: float, action_s: float, state_interval: float, battery: float,
-    hz: float = 20.0, stop: threading.Event | None = None,
-) -> None:  # fmt: skip
-    """Run ``count`` AGVs until ``stop`` is set (or SIGINT/SIGTERM in the foreground)."""
-    sitemap = load_sitemap(sitemap_path)
+@dataclass(frozen=True)
+class SimOptions:
+    count: int = 3
+    host: str = "127.0.0.1"
+    port: int = 1883
+    interface: str = "uagv"
+    manufacturer: str = "dockgate-sim"
+    prefix: str = "agv-"
+    sitemap: Path = DEFAULT_SITEMAP
+    speed: float = 1.0  # m/s
+    action_s: float = 1.0  # seconds per pick or drop
+    state_interval: float = 1.0  # seconds between periodic states
+    battery: float = 100.0  # % at start
+    charge_rate: float = 1.0  # % per second while charging
+    hz: float = 20.0  # simulation steps per second
+
+
+def run(opts: SimOptions, stop: threading.Event) -> None:
+    """Run ``opts.count`` AGVs until ``stop`` is set."""
+    sitemap = load_sitemap(opts.sitemap)
     starts = sitemap.spec.parking or list(sitemap.nodes)
     schemas = Path(os.environ.get("DOCKGATE_VDA5050_SCHEMAS") or REPO.parent / "shared" / "vda5050")
     validator = MessageValidator(schemas if (schemas / "order.schema").exists() else None)
     agvs = []
-    for i in range(count):
+    for i in range(opts.count):
         node = sitemap.nodes[starts[i % len(starts)]]
-        vehicle = Vehicle(manufacturer, f"{prefix}{i + 1:02d}", sitemap.map_id, node.id,
-                          node.x, node.y, node.theta, speed=speed, action_s=action_s,
-                          battery=battery)  # fmt: skip
-        agvs.append(SimAgv(vehicle, host, port, interface, validator))
-    stop = stop or threading.Event()
+        vehicle = Vehicle(opts.manufacturer, f"{opts.prefix}{i + 1:02d}", sitemap.map_id, node.id,
+                          node.x, node.y, node.theta, speed=opts.speed, action_s=opts.action_s,
+                          battery=opts.battery, charge_per_s=opts.charge_rate)  # fmt: skip
+        agvs.append(SimAgv(vehicle, opts.host, opts.port, opts.interface, validator))
     for agv in agvs:
         agv.start()
-    dt = 1.0 / hz
+    dt = 1.0 / opts.hz
     last = time.monotonic()
     try:
         while not stop.wait(dt):
             now = time.monotonic()
             for agv in agvs:
-                agv.step(now - last, now, state_interval)
+                agv.step(now - last, now, opts.state_interval)
             last = now
     finally:
         for agv in agvs:
@@ -285,19 +298,35 @@ def run(
     type=click.FloatRange(0.05, 30),
     help="seconds between periodic states",
 )
-@click.option("--battery", default=100.0, show_default=True, type=click.FloatRange(0, 100))
+@click.option("--battery", default=100.0, show_default=True, type=click.FloatRange(0, 100),
+              help="battery charge at start (%)")  # fmt: skip
+@click.option("--charge-rate", default=1.0, show_default=True, type=click.FloatRange(0, 100),
+              help="% per second while charging")  # fmt: skip
 def agv(count: int, host: str, port: int, interface: str, manufacturer: str, serial_prefix: str,
         sitemap_path: Path, speed: float, action_seconds: float, state_interval: float,
-        battery: float) -> None:  # fmt: skip
+        battery: float, charge_rate: float) -> None:  # fmt: skip
     """Simulate COUNT AGVs speaking VDA 5050 2.1 over MQTT until Ctrl-C.
 
-    Faults are injected by publishing JSON to dockgate-sim/<manufacturer>/<serial>/control
-    (see the module documentation of edge.agv.sim).
+    Each AGV has its own MQTT connection with a last will, reports state at a regular rate and
+    on change, drives released nodes, runs pick/drop, drains and charges its battery.
+
+    Inject faults by publishing JSON to dockgate-sim/<manufacturer>/<serial>/control:
+
+    \b
+      {"cmd": "error", "errorType": "laserBlocked", "errorLevel": "FATAL"}
+      {"cmd": "clearErrors"}
+      {"cmd": "battery", "charge": 12.5}
+      {"cmd": "mode", "operatingMode": "MANUAL"}
+      {"cmd": "silence", "seconds": 30}      (no state for that long)
+      {"cmd": "disconnect", "seconds": 10}   (socket dropped: the broker sends the will)
+      {"cmd": "offline"}                     (graceful OFFLINE)
+      {"cmd": "garbage"}                     (one state that breaks the schema)
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     click.echo(f"simulating {count} AGVs on {host}:{port} ({interface}/v2/{manufacturer}/...)")
-    run(count, host, port, interface, manufacturer, serial_prefix, sitemap_path, speed,
-        action_seconds, state_interval, battery, stop=stop)  # fmt: skip
+    opts = SimOptions(count, host, port, interface, manufacturer, serial_prefix, sitemap_path,
+                      speed, action_seconds, state_interval, battery, charge_rate)  # fmt: skip
+    run(opts, stop)

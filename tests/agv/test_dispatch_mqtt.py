@@ -227,19 +227,22 @@ def test_silent_agv_counts_as_failed(make_service: Make, sims: Sims, observer: O
     )
 
 
-def test_low_battery_and_busy_agvs_leave_task_waiting_until_one_is_free(
+def test_low_battery_task_waits_while_master_control_charges_the_agv(
     make_service: Make, sims: Sims, observer: Observer
 ) -> None:
-    sims.start(count=1, battery=20)
-    svc = make_service(battery_threshold=30)
+    sims.start(count=1, battery=20, charge_rate=25)
+    svc = make_service(battery_threshold=30, charge_until=60)
     wait_for(online(svc, 1))
     d = svc.dispatcher
     d.submit(DispatchTask("w1", "S1", "D1", "A-01"))
     queue = d.queue()
     assert queue[0]["task_id"] == "w1" and queue[0]["code"] == "AGV_UNAVAILABLE"
-    observer.publish("dockgate-sim/dockgate-sim/agv-01/control", {"cmd": "battery", "charge": 90})
     wait_for(_done(svc, 1), what="task dispatched once the battery is charged")
     assert d.queue() == []
+    kinds = [a["actionType"] for m in observer.of("instantActions") for a in m.json()["actions"]]
+    assert kinds[:2] == ["startCharging", "stopCharging"]
+    charged = [m.json()["batteryState"]["batteryCharge"] for m in observer.of("state")]
+    assert max(charged) >= 60
 
 
 def test_agv_with_a_foreign_order_gets_cancel_order_first(
