@@ -29,6 +29,7 @@ import numpy.typing as npt
 from edge.vision.ocr import ctc, fields, forms
 
 Probs = npt.NDArray[np.float64]
+SPACED_TAGS = frozenset({"exp.my", "exp.mon"})
 _FLOOR = 1e-12
 
 
@@ -86,8 +87,11 @@ class Decoder:
             while j + 1 < len(ems) and tags[j + 1] == tags[i]:
                 j += 1
             if tags[i]:
-                lo = ems[i - 1].last + 1 if i > 0 else 0
-                hi = ems[j + 1].first if j + 1 < len(ems) else probs.shape[0]
+                # the field's frames plus two on each side, never into a neighbour's: blank
+                # margins carry no evidence, and crop edges often hold faint junk
+                lo = max(ems[i - 1].last + 1 if i > 0 else 0, ems[i].first - 2)
+                end = ems[j + 1].first if j + 1 < len(ems) else probs.shape[0]
+                hi = min(end, ems[j].last + 3)
                 printed = "".join(self.charset[e.char_class] for e in ems[i : j + 1])
                 out.append(self.field(tags[i], printed, probs[lo:hi]))
             i = j + 1
@@ -95,6 +99,13 @@ class Decoder:
 
     def field(self, tag: str, printed: str, span: Probs) -> FieldRead:
         """Check, repair and score one field read from ``span``."""
+        space = self.index.get(" ")
+        if space is not None and tag not in SPACED_TAGS:
+            # A space next to a value is a separator, not evidence against it: count it as
+            # blank for this field's scores (only month forms print a space inside the value).
+            span = span.copy()
+            span[:, 0] += span[:, space]
+            span[:, space] = 0.0
         if tag in fields.DIGIT_TAGS and not fields.gs1_check_ok(printed):
             printed = self._repair_digits(printed, span) or printed
         if tag == "lot" and len(printed) > forms.LOT_MAX:

@@ -192,7 +192,7 @@ def _split_lines(gray: Gray) -> list[Gray]:
         pad = max(3, int((b - a) * 0.3))
         cols = np.flatnonzero(ink[a:b].any(axis=0))
         x0, x1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, w)
-        xpad = int((b - a) * 0.6)
+        xpad = int((b - a) * 0.4)
         crop = gray[max(a - pad, 0) : min(b + pad, h), max(x0 - xpad, 0) : min(x1 + xpad, w)]
         out.append(normalise(crop))
     return out
