@@ -134,7 +134,7 @@ def main() -> None:
         single, single_all = median_of(rounds, lambda r: single_writer(d / f"s{r}.db", n))
         rows = [("raw sqlite3 INSERT+COMMIT (reference)", ref, ref_all, 1.0)]
         rows.append(("ledger.append, 1 writer", single, single_all, 1.0))
-        for threads in (4, 16):
+        for threads in (4, 16, 64):
             results = [group_commit(d / f"g{threads}-{r}.db", n, threads) for r in range(rounds)]
             rate = statistics.median(r[0] for r in results)
             per_commit = statistics.median(r[1] for r in results)

@@ -29,9 +29,22 @@ class Effects:
     batch: list[tuple[str, str, str, Any]] = field(default_factory=list)  # sku, lot, op, arg
 
 
+_NO_EFFECT = frozenset(
+    k.value
+    for k in (
+        EventKind.CARTON_READ,
+        EventKind.DEFECT_VERDICT,
+        EventKind.ALERT,
+        EventKind.MASTER_DATA,
+    )
+)
+
+
 def effects(kind: str, p: dict[str, Any]) -> Effects:
     """What an event of ``kind`` with payload ``p`` does to the projection."""
     out = Effects()
+    if kind in _NO_EFFECT:  # observations: most of the log, so answer them first
+        return out
     if kind in (EventKind.RECEIPT, EventKind.HOLD):
         out.batch.append((p["sku"], p["lot"], "ensure", p.get("expiry")))
         out.moves.append((p["sku"], p["lot"], p["location"], p["qty"]))

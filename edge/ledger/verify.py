@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring
+from typing import Any
 
-from edge.contracts.event import GENESIS_HASH, Event, canonical_json, event_hash
+from edge.contracts.event import GENESIS_HASH, canonical_json, event_hash
 from edge.ledger import projection
 
 _FETCH = 2000
@@ -53,11 +56,14 @@ class _Break:
     detail: str
 
 
-def _self_check(row: tuple[object, ...]) -> tuple[Event | None, _Break | None]:
+def _self_check(row: tuple[object, ...]) -> tuple[Any, _Break | None]:
+    """(parsed payload or None, the row's own defect or None)."""
     seq, eid, device, ts, kind, actor, payload_text, prev, digest = row
     try:
         text = str(payload_text)
         payload = json.loads(text)
+        if _fast_intact(row, text, str(digest)):
+            return payload, None
         body = {
             "id": str(eid),
             "device_id": str(device),
@@ -68,17 +74,15 @@ def _self_check(row: tuple[object, ...]) -> tuple[Event | None, _Break | None]:
             "payload": payload,
             "prev_hash": str(prev),
         }
-        intact = _fast_intact(row, text, str(digest))
-        expected = str(digest) if intact else event_hash(body)
-        canonical = intact or canonical_json(payload).decode() == text
+        expected = event_hash(body)
+        canonical = canonical_json(payload).decode() == text
     except (ValueError, TypeError) as exc:
         return None, _Break(_as_int(seq), str(eid), "?", str(digest), f"row unreadable: {exc}")
-    event = Event(**body, hash=str(digest))
     if expected != digest:
-        return event, _Break(event.seq, event.id, expected, str(digest), "content altered")
+        return payload, _Break(body["seq"], body["id"], expected, str(digest), "content altered")
     if not canonical:
-        return event, _Break(event.seq, event.id, expected, str(digest), "payload not canonical")
-    return event, None
+        return payload, _Break(body["seq"], body["id"], expected, str(digest), "not canonical")
+    return payload, None
 
 
 def _fast_intact(row: tuple[object, ...], text: str, digest: str) -> bool:
@@ -92,23 +96,21 @@ def _fast_intact(row: tuple[object, ...], text: str, digest: str) -> bool:
     spares the pure-Python RFC 8785 encoder for the common, intact row.
     """
     seq, eid, device, ts, kind, actor, _payload, prev, _digest = row
-    if not isinstance(seq, int) or isinstance(seq, bool):
+    if type(seq) is not int:
         return False
-    fields = (actor, device, eid, kind)
-    if not all(isinstance(f, str) for f in (*fields, ts, prev)):
-        return False
-    enc = _STR.encode
-    blob = (
-        f'{{"actor":{enc(actor)},"device_id":{enc(device)},"id":{enc(eid)},"kind":{enc(kind)},'
-        f'"payload":{text},"prev_hash":{enc(prev)},"seq":{seq},"ts":{enc(ts)}}}'
-    )
+    enc = _enc
     try:
+        blob = (
+            f'{{"actor":{enc(actor)},"device_id":{enc(device)},"id":{enc(eid)},"kind":{enc(kind)},'
+            f'"payload":{text},"prev_hash":{enc(prev)},"seq":{seq},"ts":{enc(ts)}}}'
+        )
         return hashlib.sha256(blob.encode()).hexdigest() == digest
-    except UnicodeEncodeError:  # lone surrogates: never canonical
+    except (TypeError, UnicodeEncodeError):  # a non-text column, or lone surrogates
         return False
 
 
-_STR = json.JSONEncoder(ensure_ascii=False)
+# JSON string encoding without ASCII escapes, as RFC 8785 writes strings (C implementation)
+_enc: Callable[[Any], str] = encode_basestring
 
 
 def _as_int(value: object) -> int:
@@ -130,7 +132,7 @@ def verify(
     while rows := cur.fetchmany(_FETCH):
         for row in rows:
             count += 1
-            event, bad = _self_check(row)
+            payload, bad = _self_check(row)
             own = own or bad
             seq, eid, device, prev, digest = row[0], row[1], row[2], row[7], row[8]
             if link is None:
@@ -141,13 +143,13 @@ def verify(
                 elif device != device_id:
                     link = _Break(seq, eid, device_id, device, "foreign device id")
             prev_hash, expected_seq = digest, seq + 1
-            if event is not None and own is None:
+            if own is None:
                 try:
-                    fx = projection.effects(event.kind, event.payload)
+                    fx = projection.effects(str(row[4]), payload)
                 except (KeyError, TypeError) as exc:
-                    own = _Break(event.seq, event.id, event.hash, event.hash, f"bad payload {exc}")
+                    own = _Break(seq, eid, digest, digest, f"bad payload {exc}")
                     continue
-                replay.apply(event.seq, fx, event.ts)
+                replay.apply(seq, fx, str(row[3]))
     broken = own or link
     if broken is not None:
         return VerifyReport(

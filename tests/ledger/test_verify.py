@@ -52,7 +52,7 @@ def test_whitespace_in_payload_is_tampering(ledger: Ledger) -> None:
     unlock(ledger.conn)
     ledger.conn.execute("UPDATE events SET payload = replace(payload, ',', ', ') WHERE seq = 10")
     report = ledger.verify()
-    assert (report.ok, report.seq, report.detail) == (False, 10, "payload not canonical")
+    assert (report.ok, report.seq, report.detail) == (False, 10, "not canonical")
 
 
 def test_deleted_and_swapped_rows_break_the_links(ledger: Ledger) -> None:
