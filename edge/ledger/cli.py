@@ -245,4 +245,5 @@ def outbox(opts: _Opts) -> None:
 
 
 # booking and master-data commands live in their own module; importing it registers them
-import edge.ledger.cli_book  # noqa: E402, F401
+import edge.ledger.cli_book  # noqa: E402
+import edge.ledger.cli_master  # noqa: E402, F401
