@@ -12,6 +12,7 @@ device is told where to resend from.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ from edge.contracts.envelope import (
 )
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.sync import Rejection, SyncBatch, SyncResult
+
+log = logging.getLogger("dockgate.cloud.ingest")
 
 
 @dataclass
@@ -87,6 +90,7 @@ class _Run:
                 detail={"message": message, **detail},
             )
         )
+        log.warning("ALERT %s device %s seq %s: %s", code.value, self.dev.id, seq, message)
         audit(
             self.s,
             f"device:{self.dev.id}",

@@ -159,3 +159,42 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
     assert len(set(delays)) == len(delays)
     b.reset()
     assert b.next_delay() <= 1.0
+
+
+def test_freeze_reaches_a_waiting_device_within_10_s(cloud: CloudEnv, tmp_path: Path) -> None:
+    """edge-02 is online and long-polling; edge-01 freezes and syncs; measure until booked."""
+    import threading
+    import time
+
+    id1, id2 = cloud.enroll("edge-01"), cloud.enroll("edge-02")
+    with open_ledger(tmp_path, id1, "edge-01") as l1, open_ledger(tmp_path, id2, "edge-02") as l2:
+        seed(l1)
+        seed(l2)
+        a1, a2 = agent_for(cloud, l1, id1, tmp_path), agent_for(cloud, l2, id2, tmp_path)
+        got: list[float] = []
+
+        def poll() -> None:
+            while not got:
+                if a2.poll_freezes_once(wait=5):
+                    got.append(time.monotonic())
+
+        waiter = threading.Thread(target=poll, name="test-freeze-poll")
+        waiter.start()
+        time.sleep(0.3)  # the long poll is waiting in the cloud
+        start = time.monotonic()
+        l1.freeze("SKU-B", "LOT-X", reason="smell", actor="user:qa-wu")
+        a1.drain()
+        waiter.join(20)
+        assert got, "freeze never arrived"
+        assert got[0] - start < 10.0
+        assert ("SKU-B", "LOT-X") in {(b.sku, b.lot) for b in l2.frozen_batches()}
+
+
+def test_device_clock_off_by_an_hour_still_syncs(cloud: CloudEnv, tmp_path: Path) -> None:
+    ident = cloud.enroll("edge-01")
+    client = cloud.client(ident)
+    client.signer.clock_offset = -3600.0  # an edge box without RTC battery, an hour behind
+    with open_ledger(tmp_path, ident, "edge-01") as led:
+        seed(led)
+        r = client.push([env for _, _, env in led.outbox_pending(10)], None)
+    assert r.hwm > 0 and abs(client.signer.clock_offset) < 60
