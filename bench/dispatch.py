@@ -176,10 +176,9 @@ def main() -> None:
 
         # 2) sustained throughput
         print(f"\nsustained rate, {window_s:g} s per step (queue = tasks waiting for an AGV)")
-        print(
-            "| offered cartons/h | done cartons/h | queue start | queue end | p95 read->order ms |"
-        )
-        print("| --- | --- | --- | --- | --- |")
+        print("| offered cartons/h | done cartons/h | queue start | queue max | queue end | "
+              "p95 read->order ms |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- |")
         best = 0.0
         for rate in rates:
             q0 = len(d.queue())

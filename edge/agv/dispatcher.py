@@ -243,6 +243,9 @@ class Dispatcher:
                 row, f"{key} fatal error {fatal[0].error_type}: {fatal[0].error_description}"
             )
             return
+        if st.operating_mode not in CONTROLLABLE:  # spec 6.10.6: master control not in control
+            self._fail(row, f"{key} switched to operatingMode {st.operating_mode}")
+            return
         rejected = rejection(st, row.order_id or "")
         if rejected:
             self._fail(row, f"{key} rejected order {row.order_id}: {rejected}")

@@ -140,7 +140,7 @@ def make_service(
             "broker_port": broker.port,
             "sitemap": SITEMAP,
             "schemas_dir": vda5050_dir,
-            "state_timeout_s": 3.0,
+            "state_timeout_s": 6.0,  # generous: the shared CI machine can stall a process
             "order_ack_timeout_s": 1.0,
             "tick_s": 0.05,
             **overrides,

@@ -211,6 +211,22 @@ def test_fatal_error_redispatches_once_then_fails(
     assert {a["actionType"] for a in cancels} == {"cancelOrder"}
 
 
+def test_agv_taken_into_manual_mode_hands_its_task_on(
+    make_service: Make, sims: Sims, observer: Observer
+) -> None:
+    sims.start(count=2, speed=0.5)
+    svc = make_service()
+    wait_for(online(svc, 2))
+    d = svc.dispatcher
+    d.submit(DispatchTask("h1", "S1", "D1", "A-04"))
+    wait_for(lambda: task(d, "h1").status == "RUNNING")
+    first = task(d, "h1").agv
+    observer.publish(f"dockgate-sim/{first}/control", {"cmd": "mode", "operatingMode": "MANUAL"})
+    wait_for(lambda: task(d, "h1").attempt == 2, what="re-dispatch")
+    assert task(d, "h1").agv != first
+    assert any("MANUAL" in (h["detail"] or "") for h in d.store.history("h1"))
+
+
 def test_silent_agv_counts_as_failed(make_service: Make, sims: Sims, observer: Observer) -> None:
     sims.start(count=2, speed=0.5)
     svc = make_service(state_timeout_s=1.5)
