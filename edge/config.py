@@ -17,6 +17,9 @@ from edge.panel.config import PanelConfig
 from edge.sync.config import SyncConfig
 from edge.vision.defects.config import DefectConfig
 from edge.vision.ocr.config import OcrConfig
+from firmware_bridge.config import LineIOConfig, ScannerConfig
+from firmware_bridge.noop import NoopLineConfig
+from firmware_bridge.serial.config import NoScannerConfig
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
@@ -83,6 +86,8 @@ class EdgeConfig(BaseSettings):
     panel: PanelConfig = Field(PanelConfig(), description="operator web panel (edge/panel)")
     ocr: OcrConfig = Field(OcrConfig(), description="carton-code reader (edge/vision/ocr)")
     defects: DefectConfig = Field(DefectConfig(), description="defect model, thresholds")
+    line_io: LineIOConfig = Field(NoopLineConfig(), description="sorting-line PLC over Modbus")
+    scanner: ScannerConfig = Field(NoScannerConfig(), description="serial barcode scanner")
 
     @classmethod
     def settings_customise_sources(

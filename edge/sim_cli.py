@@ -9,6 +9,8 @@ from edge.cli import LazyGroup
 # name -> ("module:attribute", one-line help); each simulator registers itself here.
 SIMULATORS: dict[str, tuple[str, str]] = {
     "agv": ("edge.agv.sim:agv", "Simulated AGVs speaking VDA 5050 2.1 over MQTT (--count N)."),
+    "plc": ("firmware_bridge.sim_cli:plc", "Sorting-line PLC on a Modbus TCP/RTU server."),
+    "scanner": ("firmware_bridge.sim_cli:scanner", "Serial barcode scanner on a pty."),
 }
 
 

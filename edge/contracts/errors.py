@@ -78,6 +78,7 @@ class ErrorCode(StrEnum):
     PLC_EXCEPTION = "PLC_EXCEPTION"
     PLC_WRITE_FAILED = "PLC_WRITE_FAILED"
     PLC_HANDSHAKE_TIMEOUT = "PLC_HANDSHAKE_TIMEOUT"
+    PLC_HEARTBEAT_LOST = "PLC_HEARTBEAT_LOST"
     # OTA
     OTA_METADATA_EXPIRED = "OTA_METADATA_EXPIRED"
     OTA_SIGNATURE_INVALID = "OTA_SIGNATURE_INVALID"
@@ -146,6 +147,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.PLC_EXCEPTION: "The PLC answered a Modbus request with an exception response.",
     ErrorCode.PLC_WRITE_FAILED: "Writing an output to the PLC failed after retries; it was not assumed done.",
     ErrorCode.PLC_HANDSHAKE_TIMEOUT: "The PLC did not echo a sorting command's sequence in time; the carton goes to the reject lane.",
+    ErrorCode.PLC_HEARTBEAT_LOST: "The heartbeat between edge and PLC stopped (either direction); the PLC sends every carton to the reject lane until it recovers.",
     ErrorCode.OTA_METADATA_EXPIRED: "The update metadata has expired; the device keeps running the model it has.",
     ErrorCode.OTA_SIGNATURE_INVALID: "Update metadata is not signed by the trusted keys.",
     ErrorCode.OTA_HASH_MISMATCH: "A downloaded model's length or hash differs from its signed metadata.",

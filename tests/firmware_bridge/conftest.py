@@ -4,6 +4,7 @@ and async tests must end with no asyncio task left."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 T = TypeVar("T")
+HANG_S = 20.0
 
 
 def _fds() -> set[int]:
@@ -45,7 +47,13 @@ def _run_async(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one async test on a fresh loop and fail if it leaves a task behind."""
 
     async def checked() -> T:
-        result = await test()
+        try:
+            result = await asyncio.wait_for(test(), HANG_S)
+        except TimeoutError:
+            stacks = io.StringIO()
+            for task in asyncio.all_tasks():
+                task.print_stack(file=stacks)
+            pytest.fail(f"async test hung for {HANG_S}s; tasks:\n{stacks.getvalue()}")
         await asyncio.sleep(0)
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         assert not left, f"tasks left running: {left}"

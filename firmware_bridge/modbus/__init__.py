@@ -1,0 +1,1 @@
+"""The sorting-line PLC over Modbus: register map, client adapter, pymodbus-server simulator."""
