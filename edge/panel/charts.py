@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from markupsafe import Markup, escape
 
-W, H, PAD_L, PAD_B, PAD_T = 640, 220, 44, 28, 16
+W, H, PAD_L, PAD_B, PAD_T = 560, 240, 56, 30, 24
 # Okabe-Ito palette: distinguishable with the common colour-vision deficiencies.
 STATUS_COLOURS = {
     "ACCEPTED": "#009E73",
@@ -20,9 +20,9 @@ STATUS_COLOURS = {
 }
 
 
-def _svg(body: str, title: str, height: int = H) -> Markup:
+def _svg(body: str, title: str, height: int = H, width: int = W) -> Markup:
     return Markup(  # noqa: S704 - every interpolated text below is escaped
-        f'<svg class="chart" viewBox="0 0 {W} {height}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(title)}</title>{body}</svg>"
     )
@@ -41,9 +41,12 @@ def bar_chart(points: list[tuple[str, int]], title: str) -> Markup:
         parts.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
             f'class="bar"/>'
-            f'<text x="{x + slot * 0.35:.1f}" y="{y - 3:.1f}" class="val">{value}</text>'
-            f'<text x="{x + slot * 0.35:.1f}" y="{H - 8}" class="lbl">{escape(label)}</text>'
+            f'<text x="{x + slot * 0.35:.1f}" y="{y - 4:.1f}" class="val">{value}</text>'
         )
+        if n <= 8 or i % 2 == (n - 1) % 2:  # every other hour label when crowded
+            parts.append(
+                f'<text x="{x + slot * 0.35:.1f}" y="{H - 8}" class="lbl">{escape(label)}</text>'
+            )
     return _svg("".join(parts), title)
 
 
@@ -61,25 +64,27 @@ def share_bar(counts: Mapping[str, int], labels: Mapping[str, str], title: str) 
             )
             x += w
     for row, (status, value) in enumerate(counts.items()):
-        y = 80 + row * 30
+        y = 86 + row * 34
         pct = f"{100 * value / total:.0f}%" if total else "-"
         parts.append(
-            f'<rect x="{PAD_L}" y="{y - 14}" width="18" height="18" '
+            f'<rect x="{PAD_L}" y="{y - 18}" width="22" height="22" '
             f'fill="{STATUS_COLOURS.get(status, "#777")}"/>'
-            f'<text x="{PAD_L + 28}" y="{y}" class="legend">'
+            f'<text x="{PAD_L + 32}" y="{y}" class="legend">'
             f"{escape(labels.get(status, status))}: {value} ({pct})</text>"
         )
-    return _svg("".join(parts), title, height=80 + 30 * len(counts))
+    return _svg("".join(parts), title, height=76 + 34 * len(counts))
 
 
-def line_chart(points: list[tuple[str, float | None]], title: str, unit: str) -> Markup:
+def line_chart(
+    points: list[tuple[str, float | None]], title: str, unit: str, width: int = 1100
+) -> Markup:
     """A line over the points that have a value; gaps where there was no carton."""
     values = [v for _, v in points if v is not None]
     top = max([*values, 1.0]) * 1.15
     n = max(len(points) - 1, 1)
-    step = (W - PAD_L - 10) / n
+    step = (width - PAD_L - 20) / n
     parts = [
-        f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W}" y2="{H - PAD_B}" class="axis"/>',
+        f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{width}" y2="{H - PAD_B}" class="axis"/>',
         f'<text x="4" y="{PAD_T + 4}" class="lbl-l">{top:.0f} {escape(unit)}</text>',
     ]
     path: list[str] = []
@@ -100,4 +105,4 @@ def line_chart(points: list[tuple[str, float | None]], title: str, unit: str) ->
         )
     if len(path) > 1:
         parts.append(f'<polyline points="{" ".join(path)}" class="line"/>')
-    return _svg("".join(parts), title)
+    return _svg("".join(parts), title, width=width)

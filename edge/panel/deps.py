@@ -14,6 +14,7 @@ from edge.contracts.errors import DockgateError, ErrorCode
 from edge.panel.audit import AuditLog
 from edge.panel.config import PanelConfig
 from edge.panel.i18n import Translator
+from edge.panel.imagesize import image_size
 from edge.panel.live import LiveFeed
 from edge.panel.services import PanelLedger, PanelServices
 from edge.panel.sessions import Session
@@ -27,6 +28,7 @@ ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+ENV.globals["image_size"] = image_size
 
 NAV = (
     ("live", "/live"),

@@ -181,3 +181,22 @@ def publish_samples(bus: Bus) -> None:
 
 def totp_now(secret: str) -> str:
     return pyotp.TOTP(secret).now()
+
+
+def publish_history(bus: Bus, seed: int = 8) -> None:
+    """A seeded hour of cartons: mostly accepted, some review/unreadable, varying latency."""
+    rng = np.random.default_rng(seed)
+    now = datetime.now(UTC)
+    for i in range(120):
+        moment = now - timedelta(minutes=59 - i * 0.49)
+        status = str(rng.choice(["ACCEPTED"] * 17 + ["REVIEW", "REVIEW", "UNREADABLE"]))
+        bus.publish(
+            CARTON_TOPIC,
+            carton(
+                100 + i,
+                status,
+                ts=moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                latency_ms=float(38 + rng.gamma(2.0, 6.0)),
+                crop=png(i, text=f"A24B{117 + i % 3}"),
+            ),
+        )

@@ -172,3 +172,17 @@ def test_device_lists_model_versions_from_the_manifest(client: TestClient, env: 
     page = client.get("/device").text
     for name, entry in read_manifest().items():
         assert name in page and entry.version in page
+
+
+def test_image_size_reads_png_and_jpeg_headers() -> None:
+    import cv2
+    import numpy as np
+
+    from edge.panel.imagesize import DEFAULT, image_size
+
+    img = np.zeros((37, 91, 3), np.uint8)
+    for ext in (".png", ".jpg"):
+        ok, buf = cv2.imencode(ext, img)
+        assert ok and image_size(bytes(buf)) == (91, 37), ext
+    assert image_size(b"not an image") == DEFAULT
+    assert image_size(None) == DEFAULT
