@@ -65,6 +65,7 @@ def authenticate_device(
     key = keys.get(s, read_header(token).get("x5t#S256"))
     if key is None:
         raise DockgateError(ErrorCode.UNAUTHENTICATED, "certificate not issued by this fleet")
+    key.check_valid_at(utcnow())
     claims = verify_jws(token, key, TYP_REQUEST)
     if claims.get("m") != method or claims.get("p") != path:
         raise DockgateError(ErrorCode.SIG_INVALID, "signature is for another request")

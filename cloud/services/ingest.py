@@ -12,6 +12,7 @@ device is told where to resend from.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class _Run:
     batch_hashes: dict[int, str] = field(default_factory=dict)
     batch_ids: set[str] = field(default_factory=set)
     held: dict[int, str] = field(default_factory=dict)
+    now: dt.datetime = field(default_factory=utcnow)
     known_ids: set[str] = field(default_factory=set)
     rejected: list[Rejection] = field(default_factory=list)
     conflicts: list[Rejection] = field(default_factory=list)
@@ -158,6 +160,7 @@ def _verify(run: _Run, token: str) -> VerifiedEnvelope | None:
             )
         if run.dev.status == "revoked":
             raise DockgateError(ErrorCode.DEVICE_REVOKED, f"device {run.dev.id} is revoked")
+        key.check_valid_at(run.now)  # server receive time: a device clock is not trusted here
         return verify_envelope(token, key)
     except DockgateError as exc:
         seq, eid = _peek(token)

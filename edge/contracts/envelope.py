@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import json
 import re
@@ -140,6 +141,8 @@ class DeviceKey:
     alg: str
     public_key: PublicKey
     jwk: OKPKey | ECKey = field(repr=False, compare=False)
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
 
     @classmethod
     def from_cert(cls, cert: x509.Certificate) -> DeviceKey:
@@ -147,8 +150,22 @@ class DeviceKey:
         if not isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
             raise DockgateError(ErrorCode.ALG_NOT_ALLOWED, "certificate key is not Ed25519/P-256")
         return cls(
-            device_id_of(cert), cert_fingerprint(cert), alg_for_key(public), public, jwk_for(public)
+            device_id_of(cert),
+            cert_fingerprint(cert),
+            alg_for_key(public),
+            public,
+            jwk_for(public),
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
         )
+
+    def check_valid_at(self, at: dt.datetime) -> None:
+        """``CERT_EXPIRED`` unless the certificate is valid at ``at`` (aware datetime)."""
+        if (self.not_before and at < self.not_before) or (self.not_after and at > self.not_after):
+            raise DockgateError(
+                ErrorCode.CERT_EXPIRED,
+                f"certificate of {self.device_id} not valid at {at:%Y-%m-%d}",
+            )
 
     @classmethod
     def from_pem(cls, pem: str | bytes) -> DeviceKey:

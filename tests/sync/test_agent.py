@@ -198,3 +198,34 @@ def test_device_clock_off_by_an_hour_still_syncs(cloud: CloudEnv, tmp_path: Path
         seed(led)
         r = client.push([env for _, _, env in led.outbox_pending(10)], None)
     assert r.hwm > 0 and abs(client.signer.clock_offset) < 60
+
+
+def test_agent_heals_a_cloud_restored_from_an_old_backup(cloud: CloudEnv, tmp_path: Path) -> None:
+    """The cloud lost events it had acknowledged; the edge re-sends them from its log."""
+    from sqlalchemy import delete, select, update
+
+    from cloud.db.models import Device, EventRow, Stock
+
+    ident = cloud.enroll("edge-01")
+    with open_ledger(tmp_path, ident, "edge-01") as led:
+        seed(led)
+        led.receive("SKU-A", "L1", 10, location="A-01", actor=ACTOR)
+        agent = agent_for(cloud, led, ident, tmp_path)
+        agent.drain()
+        keep = 2
+        with cloud.svc.sessions.begin() as s:  # "restore" a backup holding only 2 events
+            head = s.execute(select(EventRow.hash).where(EventRow.seq == keep)).scalar_one()
+            s.execute(delete(EventRow).where(EventRow.seq > keep))
+            s.execute(delete(Stock))
+            s.execute(
+                update(Device).values(hwm_seq=keep, head_hash=head, ckpt_seq=0, ckpt_hash=None)
+            )
+        led.receive("SKU-A", "L2", 5, location="A-01", actor=ACTOR)
+        for _ in range(10):
+            agent.drain()
+            if agent.state.cloud_hwm == led.head()[0]:
+                break
+        assert agent.state.cloud_hwm == led.head()[0]
+        with cloud.svc.sessions() as s:
+            seqs = list(s.scalars(select(EventRow.seq).order_by(EventRow.seq)))
+        assert seqs == list(range(1, led.head()[0] + 1))
