@@ -23,19 +23,35 @@ envelope before looking into the event; the verifier checks that they agree, and
 ``event.hash`` is the RFC 8785 hash of the event body, so the signed bytes are exactly the record
 that gets stored.
 
-Worked example (Ed25519 key; the signature part is shortened here)::
+Worked example (a carton read, seq 7, Ed25519 device key). The compact token is
+``BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(signature)`` (898 characters here)::
 
-    eyJhbGciOiJFZERTQSIsImtpZCI6ImVkZ2UtMDEiLCJ0eXAiOiJkb2NrZ2F0ZS1ldmVudCtqd3MiLCJ4NXQjUzI1
-    NiI6Ik1tQ2oxV...In0.eyJkZXYiOiJlZGdlLTAxIiwiZXZlbnQiOnsiYWN0b3IiOiJkZXZpY2U6ZWRnZS0wMSIs
-    ...fQ.3q2-7w...
+    eyJhbGciOiJFZERTQSIsInR5cCI6ImRvY2tnYXRlLWV2ZW50K2p3cyIsImtpZCI6ImVkZ2UtMDEiLCJ4NXQjUzI1
+    NiI6IlZDRlhORmhaWTV0aWRxRjBMSENxZV9qSDM2NDIzU3g0cGtiU2t3WG9fRGsifQ.eyJkZXYiOiJlZGdlLTAxIiwi
+    ZXZlbnQiOnsiYWN0b3IiOiJkZXZpY2U6ZWRnZS0wMSIsImRldmljZV9pZCI6ImVkZ2UtMDEiLCJoYXNoIjoiYTll...
+    ...In0sIm12Ijoib2NyLXBwb2NydjZAMS4wLjAiLCJzZXEiOjcsInRzIjoiMjAyNi0xMS0yMlQwNTozMDowMC4wMD
+    BaIiwidiI6MX0.z1w9t1HdU3DRlwRg_BkBxNoLo1AtU5ZNK46ZnTp-Z-z17PgRyj3H7_D3mqROvh8QnXqHI7pBwGOI
+    38Am3ixkAg
 
-decodes to header ``{"alg":"EdDSA","kid":"edge-01","typ":"dockgate-event+jws",
-"x5t#S256":"MmCj1W..."}`` and payload ``{"dev":"edge-01","event":{"actor":"device:edge-01",
-"device_id":"edge-01","hash":"9f2c...","id":"0190b7c0-...","kind":"receipt","payload":{...},
-"prev_hash":"0000...","seq":7,"ts":"2026-11-22T05:30:00.000Z"},"mv":null,"seq":7,
-"ts":"2026-11-22T05:30:00.000Z","v":1}``. Any JWS library verifies it given the device
-certificate's public key, e.g. PyJWT: ``jwt.api_jws.decode_complete(token, cert.public_key(),
-algorithms=["EdDSA"])``.
+header::
+
+    {"alg":"EdDSA","typ":"dockgate-event+jws","kid":"edge-01",
+     "x5t#S256":"VCFXNFhZY5tidqF0LHCqe_jH36423Sx4pkbSkwXo_Dk"}
+
+payload (RFC 8785, so keys sorted, no spaces; wrapped here)::
+
+    {"dev":"edge-01","event":{"actor":"device:edge-01","device_id":"edge-01",
+    "hash":"a9eda28b97c55f90b7af2e83942fb2001cd63f5f3821308e47f61c1a990d0e2d",
+    "id":"0190b7c0-4a1e-7c3d-8f21-5e0c2a9d1b77","kind":"carton-read","payload":{
+    "confidence":0.97,"expiry":"2027-03-31","gtin":"09506000134352","lot":"LOT7"},
+    "prev_hash":"3b1f000000000000000000000000000000000000000000000000000000000000",
+    "seq":7,"ts":"2026-11-22T05:30:00.000Z"},"mv":"ocr-ppocrv6@1.0.0","seq":7,
+    "ts":"2026-11-22T05:30:00.000Z","v":1}
+
+Any JWS library verifies it given the device certificate's public key, e.g. PyJWT:
+``jwt.api_jws.decode_complete(token, cert.public_key(), algorithms=["EdDSA"])``; then check
+``kid``/``x5t#S256`` against the certificate and ``event.hash`` against the body, as
+:func:`verify_envelope` does.
 
 Two more kinds of JWS share the header rules: a *checkpoint* (``typ: dockgate-checkpoint+jws``,
 payload ``{"v":1,"dev","seq","head","ts"}``: the device's chain head, anchored in the cloud) and
