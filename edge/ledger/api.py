@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC
 from pathlib import Path
 
@@ -159,9 +160,19 @@ class Ledger(Bookings, LedgerCore):
 
     # integrity -------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
-        """Walk the whole chain and compare the projection with a replay of the log."""
+        """Walk the whole chain and compare the projection with a replay of the log.
+
+        Runs on its own read-only connection inside one read transaction: a consistent
+        snapshot of log and tables, while appends go on (WAL readers never block writers).
+        """
         with self.lock:
-            return verify.verify(self.conn, self.device_id)
+            path = str(self.conn.execute("PRAGMA database_list").fetchone()[2])
+        reader = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True)
+        try:
+            reader.execute("BEGIN")
+            return verify.verify(reader, self.device_id)
+        finally:
+            reader.close()
 
     def rebuild_projection(self) -> int:
         """Recompute ``stock`` and ``batches`` from the log; returns the number of stock rows."""

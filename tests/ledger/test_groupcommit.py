@@ -49,3 +49,22 @@ def test_concurrent_appends_share_commits_and_keep_order(ledger: Ledger) -> None
     assert seqs == list(range(first, first + 161))
     assert [(s.location, s.qty) for s in ledger.stock(sku="SKU-B")] == [("OUTBOUND", 40)]
     assert ledger.verify().ok
+
+
+def test_verify_reads_a_snapshot_while_appends_go_on(ledger: Ledger) -> None:
+    ledger.receive("SKU-A", "L1", 500, location="A-01", actor=ACTOR)
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            ledger.transfer("SKU-A", "L1", 1, from_location="A-01", to="A-02", actor=ACTOR)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        reports = [ledger.verify() for _ in range(5)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
+    assert ledger.verify().count > reports[0].count - 1
