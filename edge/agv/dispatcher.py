@@ -32,6 +32,7 @@ from edge.agv.fleet import (
 )
 from edge.agv.messages import (
     Connection,
+    Factsheet,
     State,
     split_topic,
 )
@@ -186,6 +187,8 @@ class Dispatcher:
                 view.state = State.model_validate(message)
                 view.last_seen = self.clock()
                 self._on_state(key, view, view.state)
+            elif subtopic == "factsheet":
+                view.factsheet = Factsheet.model_validate(message)
 
     def tick(self) -> None:
         """Time-based work: silent AGVs, unacknowledged orders, the waiting queue."""
@@ -317,7 +320,7 @@ class Dispatcher:
         row.order_id = f"{row.task_id}.{row.attempt}"
         row.order_update_id = 0
         row.route = build_route(self.sitemap, view.state.last_node_id, row.from_node, row.to_node)
-        row.released_upto = last_base(len(row.route), 0, self.config.base_nodes)
+        row.released_upto = last_base(len(row.route), 0, self._base_nodes(key))
         row.acked, row.sends, row.status, row.code, row.reason = False, 0, "ASSIGNED", None, None
         self._busy[key] = row.task_id
         self._send_order(row, start=0, event=f"order to {key}")
@@ -332,7 +335,7 @@ class Dispatcher:
 
     def _extend(self, row: TaskRow) -> None:
         start = row.released_upto
-        row.released_upto = last_base(len(row.route), start, self.config.base_nodes)
+        row.released_upto = last_base(len(row.route), start, self._base_nodes(row.agv))
         row.order_update_id += 1
         row.acked, row.sends, row.status = False, 0, "ASSIGNED"
         self._send_order(row, start=start, event=f"extend to seq {row.released_upto}")
@@ -351,14 +354,23 @@ class Dispatcher:
         # Replay the same update: it started at the decision point before the last extension.
         start = 0
         for _ in range(row.order_update_id):
-            start = last_base(len(row.route), start, self.config.base_nodes)
+            start = last_base(len(row.route), start, self._base_nodes(row.agv))
         return start if start < row.released_upto else max(0, row.released_upto - 2)
+
+    def _max_nodes(self, key: str | None) -> int | None:
+        """``order.nodes`` from the AGV's factsheet (spec 6.15), if it declared one."""
+        sheet = self.agvs[key].factsheet if key in self.agvs else None
+        limit = sheet.protocol_limits.get("maxArrayLens", {}).get("order.nodes") if sheet else None
+        return int(limit) if isinstance(limit, int) and limit >= 2 else None
+
+    def _base_nodes(self, key: str | None) -> int:
+        return min(self.config.base_nodes, self._max_nodes(key) or self.config.base_nodes)
 
     def _send_order(self, row: TaskRow, start: int, event: str) -> None:
         assert row.agv and row.order_id
         body = order_body(
             self.sitemap, row.route, start, row.released_upto, row.order_id,
-            row.order_update_id, row.carton_id, row.from_node,
+            row.order_update_id, row.carton_id, row.from_node, self._max_nodes(row.agv),
         )  # fmt: skip
         row.sends += 1
         hid = self.sender.next_header(row.agv, "order")

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge.agv.messages import FINAL_ACTION, REJECTION_ERRORS, State
+from edge.agv.messages import FINAL_ACTION, REJECTION_ERRORS, Factsheet, State
 
 CONTROLLABLE = ("AUTOMATIC", "SEMIAUTOMATIC")
 
@@ -35,6 +35,7 @@ class AgvView:
     serial: str
     connection: str | None = None
     state: State | None = None
+    factsheet: Factsheet | None = None
     last_seen: float = 0.0
     orphan_cancel: str | None = None  # actionId of our cancelOrder for an order we do not track
     orphan_sent: float = 0.0

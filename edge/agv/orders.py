@@ -51,17 +51,20 @@ def order_body(
     order_update_id: int,
     carton_id: str,
     from_node: str,
+    max_nodes: int | None = None,
 ) -> dict[str, Any]:
     """Order fields from ``start`` (0, or the previous decision point for an update) to the end.
 
-    Nodes after ``released_upto`` form the horizon (``released`` false). The pick action sits on
-    the first visit of ``from_node``, the drop action on the last node.
+    Nodes after ``released_upto`` form the horizon (``released`` false); with ``max_nodes``
+    (the AGV's factsheet ``maxArrayLens['order.nodes']``) the horizon is cut short. The pick
+    action sits on the first visit of ``from_node``, the drop action on the last node.
     """
     pick_seq = route[::2].index(from_node) * 2
     drop_seq = len(route) - 1
+    end = drop_seq if max_nodes is None else min(drop_seq, start + 2 * (max_nodes - 1))
     nodes: list[Node] = []
     edges: list[Edge] = []
-    for seq in range(start, len(route)):
+    for seq in range(start, end + 1):
         released = seq <= released_upto
         if seq % 2 == 0:
             mnode = sitemap.nodes[route[seq]]

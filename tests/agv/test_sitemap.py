@@ -21,6 +21,12 @@ def test_example_map_loads_and_routes_shortest() -> None:
     assert m.route("D1", "D1") == []
     assert m.location_node("A-03") == "SA03"
     assert m.location_node("quarantine") == "SQ1"
+    # The ledger's built-in location codes (edge/ledger migrations) are on the example map.
+    assert [m.location_node(c) for c in ("INBOUND", "QUARANTINE", "OUTBOUND")] == [
+        "D1",
+        "SQ1",
+        "O1",
+    ]
     d = m.distances_to("D1")
     assert d["D1"] == 0 and d["C00"] == pytest.approx(4.0) and d["P01"] > d["C00"]
 
