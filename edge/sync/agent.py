@@ -107,7 +107,7 @@ class SyncAgent:
 
     def _after_push(self, result: SyncResult) -> None:
         if result.hwm > 0:
-            self.ledger.outbox_ack(result.hwm)
+            self._ack(result)
         with self._lock:
             self.state.cloud_hwm = result.hwm
             self.state.last_attempt = now_iso()
@@ -122,6 +122,22 @@ class SyncAgent:
             self.state.consecutive_failures = 0
             self.state.last_error_code = self.state.last_error_message = None
             self.state_file.save(self.state)
+
+    def _ack(self, result: SyncResult) -> None:
+        """Drop outbox rows the cloud holds, but only if what it holds is *our* chain.
+
+        A cloud that answers a high-water mark whose hash differs from our event at that
+        sequence holds another history for this device id (a wiped and re-enrolled node, a
+        clone): acknowledging would delete events the cloud never got.
+        """
+        ours = self.ledger.events(result.hwm - 1, 1)
+        if not ours or ours[0].seq != result.hwm or ours[0].hash != result.head_hash:
+            raise DockgateError(
+                ErrorCode.SYNC_REJECTED,
+                f"{ErrorCode.CHAIN_FORK.value}: the cloud holds a different chain for "
+                f"{self.signer.device_id} at seq {result.hwm}; nothing acknowledged",
+            )
+        self.ledger.outbox_ack(result.hwm)
 
     def drain(self, max_batches: int = 1_000_000) -> int:
         """Push until the outbox is empty; returns events sent. Raises on the first failure."""

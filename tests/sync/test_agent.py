@@ -229,3 +229,24 @@ def test_agent_heals_a_cloud_restored_from_an_old_backup(cloud: CloudEnv, tmp_pa
         with cloud.svc.sessions() as s:
             seqs = list(s.scalars(select(EventRow.seq).order_by(EventRow.seq)))
         assert seqs == list(range(1, led.head()[0] + 1))
+
+
+def test_wiped_and_reenrolled_node_never_loses_its_outbox(cloud: CloudEnv, tmp_path: Path) -> None:
+    """Same device id, new disk: the cloud holds another chain; nothing may be acknowledged."""
+    ident = cloud.enroll("edge-01")
+    with open_ledger(tmp_path / "old", ident, "edge-01") as led:
+        seed(led)
+        led.receive("SKU-A", "L1", 10, location="A-01", actor=ACTOR)
+        agent_for(cloud, led, ident, tmp_path / "old").drain()
+    ident2 = cloud.enroll("edge-01")
+    with open_ledger(tmp_path / "new", ident2, "edge-01") as led:
+        seed(led)
+        led.receive("SKU-B", "L9", 3, location="A-02", actor=ACTOR)
+        pending = led.outbox_stats().pending
+        agent = agent_for(cloud, led, ident2, tmp_path / "new")
+        with pytest.raises(DockgateError) as info:
+            agent.push_once()
+        assert info.value.code is ErrorCode.SYNC_REJECTED
+        assert led.outbox_stats().pending == pending
+    conflicts = cloud.http.get("/v1/conflicts?code=CHAIN_FORK", headers=cloud.login("qa")).json()
+    assert conflicts
