@@ -23,6 +23,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from edge.contracts.errors import DockgateError, ErrorCode
+from firmware_bridge.aio import cancel_and_wait
 from firmware_bridge.modbus.config import ModbusLineConfig, ModbusTcpLineConfig
 from firmware_bridge.modbus.regmap import to_words
 from firmware_bridge.modbus.watch import LineWatch, decode_reading
@@ -89,6 +90,7 @@ class ModbusLineIO:
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._status = ConnectionStatus(peer=config.name, state=LinkState.STOPPED)
         self._ready = asyncio.Event()  # connected and a first reading taken
+        self._stopping = False
         self._watch = LineWatch(config.plc_heartbeat_timeout_s)
 
     # -- LineIO -----------------------------------------------------------------------------
@@ -99,10 +101,9 @@ class ModbusLineIO:
         self._task = asyncio.create_task(self._supervise(), name=f"plc-{self.config.name}")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         self._drop_client()
         self._publish(LinkState.STOPPED)
@@ -302,7 +303,7 @@ class ModbusLineIO:
         cfg = self.config
         delay = cfg.reconnect_initial_s
         outage_since: float | None = None
-        while True:
+        while not self._stopping:
             client = self._make_client()
             connected = False
             with contextlib.suppress(OSError, ModbusException):
@@ -317,9 +318,15 @@ class ModbusLineIO:
                 except _LinkLostError as lost:
                     outage_since = time.monotonic()
                     error, message = lost.error.code, f"link lost: {lost.error.message}"
+                except Exception as exc:  # an unattended line must not die on one surprise
+                    log.exception("%s: unexpected error; reconnecting", cfg.name)
+                    outage_since = time.monotonic()
+                    error, message = ErrorCode.PLC_DISCONNECTED, f"unexpected error: {exc!r}"
                 finally:
                     healthy = self._ready.is_set()
                     self._drop_client()
+                if self._stopping:
+                    return
                 if healthy:  # it worked for a while: retry soon; else keep backing off
                     delay = cfg.reconnect_initial_s
             else:
@@ -353,7 +360,7 @@ class ModbusLineIO:
     async def _poll_loop(self) -> None:
         cfg = self.config
         next_hb = 0.0
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             try:
                 await self._poll_once()

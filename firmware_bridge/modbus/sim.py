@@ -24,6 +24,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from firmware_bridge.aio import cancel_and_wait
 from firmware_bridge.modbus.regmap import (
     STATUS_FAILSAFE,
     STATUS_RUNNING,
@@ -116,9 +117,7 @@ class PlcSimulator:
     async def stop(self) -> None:
         self._closing.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._server is not None:
             await self._server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
@@ -221,7 +220,7 @@ class PlcSimulator:
         next_hb = next_carton = started
         plc_hb = 0
         last_edge_hb: tuple[int, float] = (-1, started)
-        while True:
+        while not self._closing.is_set():
             now = time.monotonic()
             if self.heartbeat_running and now >= next_hb:
                 plc_hb = (plc_hb + 1) & 0xFFFF

@@ -106,7 +106,9 @@ class SerialScanner:
             lost_at = None
             try:
                 self._read_loop(port)
-            except (serial.SerialException, OSError) as exc:
+            except Exception as exc:  # port errors, and any surprise: reopen, never die
+                if not isinstance(exc, serial.SerialException | OSError):
+                    log.exception("%s: unexpected error; reopening the port", cfg.name)
                 lost_at = time.monotonic()
                 with self._lock:
                     self._counters["disconnects"] += 1
@@ -115,6 +117,7 @@ class SerialScanner:
                     ErrorCode.SCANNER_DISCONNECTED,
                     f"port {cfg.port} lost: {exc}; reconnecting",
                 )
+                self._stop.wait(cfg.reconnect_initial_s)
             finally:
                 with self._lock:
                     self._port = None

@@ -358,3 +358,20 @@ def test_rtu_over_a_pty_pair(tmp_path: Path, run_async: RunAsync) -> None:
 def test_command_ack_is_a_value() -> None:
     ack = CommandAck(1, 2, 3, True, 0.01)
     assert ack.ts.endswith("Z") and ack.error is None
+
+
+def test_stop_is_prompt_while_the_plc_is_unreachable(port: int, run_async: RunAsync) -> None:
+    async def body() -> None:
+        events = Events()
+        io = ModbusLineIO(tcp_config(port, reconnect_initial_s=5, reconnect_max_s=5), events.append)
+        await io.start()
+        down = await events.state(LinkState.DISCONNECTED)
+        assert down.last_error == ErrorCode.PLC_DISCONNECTED and "cannot connect" in (
+            down.last_error_message
+        )
+        started = time.monotonic()
+        await io.stop()
+        assert time.monotonic() - started < 1.0
+        assert io.status().state == LinkState.STOPPED
+
+    run_async(body)

@@ -189,3 +189,32 @@ def test_trigger_without_command_or_port_is_refused(tmp_path: Path) -> None:
     assert scanner.trigger() is False  # trigger = none
     _, scanner, _, _ = make(tmp_path, profile="honeywell", trigger="software")
     assert scanner.trigger() is False  # not started: no port
+
+
+def test_timeout_framing_with_stx_etx_over_the_pty(tmp_path: Path) -> None:
+    # A scanner set to "no terminator" with STX/ETX: ETX ends the read.
+    sim, scanner, events, _ = make(tmp_path, terminator="NONE", prefix="02", suffix="03")
+    sim.plug()
+    scanner.start()
+    try:
+        events.state(LinkState.CONNECTED)
+        sim.send_read("]E0", b"4006381333931")
+        assert events.scan().text == "4006381333931"
+    finally:
+        scanner.stop()
+        sim.close()
+    # Neither terminator nor suffix: a read ends after intercharacter_timeout_s of silence.
+    sim, scanner, events, _ = make(tmp_path, terminator="NONE", intercharacter_timeout_s=0.05)
+    sim.plug()
+    scanner.start()
+    try:
+        events.state(LinkState.CONNECTED)
+        sim.send(b"]d2010950")
+        time.sleep(0.01)  # a pause shorter than the timeout does not split the read
+        sim.send(b"1101530003")
+        scan = events.scan()
+        assert (scan.symbology, scan.text) == ("]d2", "0109501101530003")
+        assert scanner.status().counters["garbled"] == 0
+    finally:
+        scanner.stop()
+        sim.close()
