@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,6 +15,11 @@ from edge.panel.providers import LedgerSyncStatus, NodeDeviceProvider
 from edge.panel.review_store import DirectoryReviewQueue
 from edge.panel.services import PanelServices, StatusProvider
 from edge.runtime.bus import Bus
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 def build_services(config: EdgeConfig, bus: Bus | None = None) -> PanelServices:
@@ -63,7 +69,11 @@ def uvicorn_config(app: FastAPI, panel: PanelConfig, port: int | None = None) ->
 def serve(config: EdgeConfig, panel: PanelConfig) -> None:
     services = build_services(config)
     app = create_app(services, panel, panel.resolved_db(config.device.data_dir))
-    uvicorn.Server(uvicorn_config(app, panel)).run()
+    try:
+        uvicorn.Server(uvicorn_config(app, panel)).run()
+    finally:
+        if isinstance(services.ledger, Closeable):
+            services.ledger.close()
 
 
 def panel_db_path(config: EdgeConfig, panel: PanelConfig) -> Path:

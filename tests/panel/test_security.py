@@ -322,3 +322,17 @@ def test_production_hasher_uses_recommended_cost(env: PanelEnv) -> None:
     assert hasher.type is Type.ID
     assert (hasher.time_cost, hasher.memory_cost) == (default.time_cost, default.memory_cost)
     assert default.memory_cost >= 65536
+
+
+def test_fetch_requests_may_send_the_token_in_a_header(client: TestClient, env: PanelEnv) -> None:
+    token = login(client, "qa", env)
+    data = {"sku": "TEA-500", "lot": "T-0042", "reason": "checked"}
+    r = client.post("/qa/release", data=data, headers={"x-csrf-token": "wrong"})
+    assert r.status_code == 403 and r.headers["x-error-code"] == "CSRF_INVALID"
+    r = client.post(
+        "/qa/release",
+        data=data,
+        headers={"x-csrf-token": token, "accept": "application/json"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and env.ledger.frozen_batches() == []
