@@ -10,6 +10,7 @@ which only the SHA-256 is stored. Roles are ordered viewer < operator < qa < adm
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 import time
@@ -95,6 +96,11 @@ def authenticate_device(
     return dev
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def hash_password(password: str) -> str:
     if len(password) < 10:
         raise DockgateError(ErrorCode.CONFIG_INVALID, "passwords need at least 10 characters")
@@ -129,7 +135,8 @@ def login(
         raise DockgateError(ErrorCode.RATE_LIMITED, "too many failed logins; wait and retry")
     ok = False
     try:
-        ok = user is not None and _hasher.verify(user.password_hash, password)
+        # an unknown name costs the same argon2 work, so timing does not reveal accounts
+        ok = _hasher.verify(user.password_hash if user else _dummy_hash(), password) and bool(user)
     except (VerificationError, InvalidHashError):
         ok = False
     if user is None or not ok:

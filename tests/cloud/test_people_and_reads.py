@@ -135,3 +135,27 @@ def test_stock_mirror_matches_ledger_projection(kind: str, payload: dict) -> Non
 
     edge = [(loc, sku, lot, d) for sku, lot, loc, d in effects(kind, payload).moves]
     assert moves(kind, payload) == edge
+
+
+def test_cloud_user_add_cli(tmp_path, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    env = {
+        "DOCKGATE_CLOUD_DATABASE_URL": db_url,
+        "DOCKGATE_CLOUD_ISSUING_DIR": str(tmp_path / "none"),
+        "DOCKGATE_CLOUD_PASSWORD": PASSWORD,
+    }
+    runner = CliRunner()
+    out = runner.invoke(cli, ["cloud", "migrate"], env=env)
+    assert out.exit_code == 0 and "database at head" in out.output, out.output
+    out = runner.invoke(cli, ["cloud", "user", "add", "ops", "--role", "admin"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "TOTP secret (shown once)" in out.output and "otpauth://totp/" in out.output
+    out = runner.invoke(cli, ["cloud", "user", "add", "ops2", "--role", "root"], env=env)
+    assert out.exit_code != 0
+    out = runner.invoke(
+        cli, ["cloud", "token", "create", "--org", "org-01", "--site", "s"], env=env
+    )
+    assert out.exit_code != 0 and "bad name" in out.output
