@@ -57,8 +57,8 @@ def one_op(led: Ledger, i: int) -> None:
         led.record_read({"code": f"0100012345678905-{i}", "conf": 0.97}, actor=ACTOR)
 
 
-def single_writer(path: Path, n: int) -> float:
-    led = prepared(path)
+def single_writer(path: Path, n: int, synchronous: str = "FULL") -> float:
+    led = prepared(path, synchronous)
     start = time.perf_counter()
     for i in range(n):
         one_op(led, i)
@@ -134,6 +134,8 @@ def main() -> None:
         single, single_all = median_of(rounds, lambda r: single_writer(d / f"s{r}.db", n))
         rows = [("raw sqlite3 INSERT+COMMIT (reference)", ref, ref_all, 1.0)]
         rows.append(("ledger.append, 1 writer", single, single_all, 1.0))
+        cpu, cpu_all = median_of(rounds, lambda r: single_writer(d / f"n{r}.db", n, "NORMAL"))
+        rows.append(("(CPU ceiling: 1 writer, synchronous=NORMAL)", cpu, cpu_all, 1.0))
         for threads in (4, 16, 64):
             results = [group_commit(d / f"g{threads}-{r}.db", n, threads) for r in range(rounds)]
             rate = statistics.median(r[0] for r in results)

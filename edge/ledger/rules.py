@@ -25,8 +25,10 @@ OBSERVATIONS = frozenset(
 _MOVE_KINDS = frozenset({EventKind.PUTAWAY, EventKind.TRANSFER, EventKind.PICK})
 _OUT_KINDS = frozenset({EventKind.SHIP, EventKind.RETURN_TO_SUPPLIER})
 _BATCH_KINDS = frozenset({EventKind.QA_FREEZE, EventKind.QA_RELEASE, EventKind.EXPIRY_BLOCK})
-#: zones whose stock counts as available for picking (and for safety stock)
+#: zones whose stock counts as available (safety stock, KPIs): received and not blocked
 AVAILABLE_ZONES = ("inbound", "storage", "forward")
+#: zones a picker picks from; FEFO compares batches there (inbound stock is not put away yet)
+PICKABLE_ZONES = ("storage", "forward")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,10 @@ def _stock_event(
             raise fail(
                 ErrorCode.BATCH_FROZEN,
                 f"batch {p['sku']}/{p['lot']} is frozen: it may only move into quarantine",
+            )
+        if kind == EventKind.PICK and to_zone != "outbound":
+            raise fail(
+                ErrorCode.EVENT_INVALID, f"a pick goes to an outbound location, not {p['to']}"
             )
     if kind == EventKind.RETURN_TO_SUPPLIER:
         p["supplier"] = _supplier(conn, _need(p, "supplier"))
@@ -310,13 +316,13 @@ def fefo_key(batch: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def available_batches(conn: sqlite3.Connection, sku: str, ctx: Context) -> list[dict[str, Any]]:
-    """Batches of ``sku`` that could be picked now (stock in an available zone, not frozen,
+    """Batches of ``sku`` that could be picked now (stock in a pickable zone, not frozen,
     not expiry-blocked), in FEFO order."""
     cur = conn.execute(
         "SELECT b.*, SUM(s.qty) AS qty FROM batches b JOIN stock s USING (sku, lot) "  # noqa: S608 - constant SQL fragments only; values are bound
         "JOIN locations l ON l.code = s.location "
         f"WHERE b.sku = ? AND b.frozen = 0 AND b.expiry_blocked = 0 "
-        f"AND l.zone IN {AVAILABLE_ZONES!r} GROUP BY b.sku, b.lot",
+        f"AND l.zone IN {PICKABLE_ZONES!r} GROUP BY b.sku, b.lot",
         (sku,),
     )
     names = [c[0] for c in cur.description]

@@ -495,3 +495,32 @@ def test_expiry_days_are_local_days(tmp_path: object) -> None:
             except DockgateError as exc:
                 got = exc.code
             assert got == code
+
+
+def test_pick_goes_to_outbound_and_fefo_looks_at_pickable_stock(ledger: Ledger) -> None:
+    ledger.receive("SKU-A", "NEW", 5, expiry="2027-06-30", location="A-01", actor=ACTOR)
+    refused(
+        ErrorCode.EVENT_INVALID,
+        ledger,
+        ledger.pick,
+        "SKU-A",
+        "NEW",
+        1,
+        from_location="A-01",
+        to="A-02",
+        actor=ACTOR,
+    )
+    # an older batch still on the inbound dock is not put away yet: it does not block the pick
+    ledger.receive("SKU-A", "OLD", 5, expiry="2027-01-31", actor=ACTOR)
+    ledger.pick("SKU-A", "NEW", 1, from_location="A-01", actor=ACTOR)
+    ledger.putaway("SKU-A", "OLD", 5, to="A-02", actor=ACTOR)
+    refused(
+        ErrorCode.FEFO_VIOLATION,
+        ledger,
+        ledger.pick,
+        "SKU-A",
+        "NEW",
+        1,
+        from_location="A-01",
+        actor=ACTOR,
+    )
