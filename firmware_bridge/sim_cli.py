@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
-from edge.contracts.settings import read_toml
+from edge.contracts.settings import describe_validation_error, read_toml
 from firmware_bridge.modbus.regmap import RegisterMap
 from firmware_bridge.modbus.sim import GateAction, PlcSimulator, SimSettings
-from firmware_bridge.serial.config import SerialScannerConfig
+from firmware_bridge.serial.config import SerialScannerConfig, profiles
 from firmware_bridge.serial.sim import ScannerSimulator, carton_read
 
 
@@ -25,7 +26,11 @@ def _register_map(config: Path | None) -> RegisterMap:
     if config is None:
         return RegisterMap()
     section = read_toml(config).get("line_io", {})
-    return RegisterMap.model_validate(section.get("registers", {}))
+    try:
+        return RegisterMap.model_validate(section.get("registers", {}))
+    except ValidationError as exc:
+        problem = describe_validation_error(RegisterMap, exc)
+        raise click.BadParameter(f"line_io.registers.{problem}", param_hint="--config") from None
 
 
 @click.command("plc")
@@ -129,7 +134,13 @@ async def _until_signalled() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="stable path to publish the pty under (configure it as scanner.port)",
 )
-@click.option("--profile", default="generic", show_default=True, help="scanner profile")
+@click.option(
+    "--profile",
+    default="generic",
+    show_default=True,
+    type=click.Choice(sorted(profiles())),
+    help="scanner profile (firmware_bridge/serial/profiles.toml)",
+)
 @click.option(
     "--rate",
     default=30.0,
@@ -158,10 +169,7 @@ def scanner(link: Path, profile: str, rate: float, garbage_every: int, unplug_ev
     the profile's software trigger, and can inject garbage and unplug the port. Runs until
     Ctrl-C; the link is removed on exit.
     """
-    try:
-        cfg = SerialScannerConfig(port=str(link), profile=profile, trigger="software")
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--profile") from None
+    cfg = SerialScannerConfig(port=str(link), profile=profile, trigger="software")
     trigger_on, _ = cfg.trigger_bytes()
     ack = bytes.fromhex(cfg.resolved_profile.ack)
     sim = ScannerSimulator(link.absolute(), cfg.frame_spec(), trigger_on=trigger_on, ack=ack)

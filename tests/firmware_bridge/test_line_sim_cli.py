@@ -107,3 +107,17 @@ def test_sim_scanner_prints_its_pty_and_feeds_reads(tmp_path: Path) -> None:
     finally:
         out = _interrupt(proc)
     assert "stopped" in out and not link.exists()
+
+
+def test_sim_bad_options_fail_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    bad = tmp_path / "edge.toml"
+    bad.write_text('[line_io.registers]\nword_order = "BADC"\n')
+    result = CliRunner().invoke(cli, ["sim", "plc", "--config", str(bad)])
+    assert result.exit_code == 2 and "line_io.registers.word_order" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["sim", "scanner", "--profile", "acme"])
+    assert result.exit_code == 2 and "honeywell" in result.output
