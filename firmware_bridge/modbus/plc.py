@@ -333,7 +333,7 @@ class ModbusLineIO:
                 client.close()
                 outage_since = outage_since or time.monotonic()
                 error, message = ErrorCode.PLC_DISCONNECTED, f"cannot connect to {cfg.endpoint}"
-            self._publish(LinkState.DISCONNECTED, error, f"{message}; next try in {delay:.1f} s")
+            self._publish(LinkState.DISCONNECTED, error, f"{message}; next try in {delay:g} s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, cfg.reconnect_max_s)
 

@@ -7,7 +7,8 @@ changes and echoed; a carton reaching the diverter without a taken command, with
 lane. Every gate action is recorded in :attr:`PlcSimulator.gate_log` for tests and the demo.
 
 Faults to inject: :attr:`echo_commands` (a stalled PLC program), :attr:`response_delay_s`
-(timeouts), :attr:`failing_coils` (exception responses), :attr:`stuck_coils` (a write that
+(timeouts), :attr:`failing_coils` (exception responses on coils), :attr:`failing_registers`
+(busy answers to register writes), :attr:`stuck_coils` (a write that
 answers OK but does not stick), :attr:`heartbeat_running`.
 """
 
@@ -35,6 +36,7 @@ from firmware_bridge.modbus.regmap import (
 
 FC_COILS, FC_DI, FC_HR, FC_IR = 1, 2, 3, 4
 _WRITE_COIL_FCS = (5, 15)
+_WRITE_REGISTER_FCS = (6, 16)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class PlcSimulator:
         self.response_delay_s = 0.0
         self.failing_coils: dict[int, int] = {}  # coil -> how many more writes to refuse
         self.stuck_coils: set[int] = set()
+        self.failing_registers: dict[int, int] = {}  # holding register -> writes to refuse
         self.failsafe = False
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -170,6 +173,11 @@ class PlcSimulator:
             # Ends early when the simulator stops, so no request handler outlives the server.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.response_delay_s)
+        if function_code in _WRITE_REGISTER_FCS and set_values is not None:
+            for offset in range(len(set_values)):
+                if self.failing_registers.get(address + offset, 0) > 0:
+                    self.failing_registers[address + offset] -= 1
+                    return ExcCodes.DEVICE_BUSY
         if function_code in _WRITE_COIL_FCS and set_values is not None:
             for offset in range(len(set_values)):
                 coil = address + offset

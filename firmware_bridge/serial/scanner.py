@@ -96,7 +96,7 @@ class SerialScanner:
                 self._publish(
                     LinkState.DISCONNECTED,
                     ErrorCode.SCANNER_DISCONNECTED,
-                    f"cannot open {cfg.port}: {exc}; next try in {delay:.1f} s",
+                    f"cannot open {cfg.port}: {exc}; next try in {delay:g} s",
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, cfg.reconnect_max_s)

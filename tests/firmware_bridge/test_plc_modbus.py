@@ -231,9 +231,15 @@ def test_server_stop_and_restart_reconnects(port: int, run_async: RunAsync) -> N
             assert down.last_error == ErrorCode.PLC_DISCONNECTED
             ack = await io.send_sort_command(5, 1)
             assert ack.error == ErrorCode.PLC_DISCONNECTED and not ack.confirmed
-            await asyncio.sleep(0.3)  # a few refused connects with backoff
+            await asyncio.sleep(0.5)  # a few refused connects with backoff
             sim = PlcSimulator(settings=SimSettings(travel_s=0.4))
             await sim.start_tcp(port=port)
+            waits = [
+                float(e.last_error_message.rsplit("next try in ", 1)[1].split()[0])
+                for e in events
+                if isinstance(e, ConnectionStatus) and "next try in" in e.last_error_message
+            ]
+            assert waits[:3] == [0.05, 0.1, 0.2] and max(waits) == 0.2  # doubling, capped
             up = await events.state(LinkState.CONNECTED)
             assert "outage" in up.last_error_message
             assert await io.wait_connected(5)
@@ -373,5 +379,27 @@ def test_stop_is_prompt_while_the_plc_is_unreachable(port: int, run_async: RunAs
         await io.stop()
         assert time.monotonic() - started < 1.0
         assert io.status().state == LinkState.STOPPED
+
+    run_async(body)
+
+
+def test_mailbox_write_retried_then_reported(port: int, run_async: RunAsync) -> None:
+    async def body() -> None:
+        async with rig(port, write_retries=2) as (sim, io, _):
+            sequence = sim.regs.holding.sequence
+            sim.failing_registers[sequence] = 2  # busy twice, the third attempt lands
+            first = await sim.inject_carton()
+            assert (await io.send_sort_command(first, 1)).confirmed
+            sim.failing_registers[sequence] = 3  # busy on every attempt
+            second = await sim.inject_carton()
+            ack = await io.send_sort_command(second, 2)
+            assert not ack.confirmed and ack.error == ErrorCode.PLC_WRITE_FAILED
+            assert "exception 6" in ack.message
+            await settle(sim, 2)
+            assert [(g.gate, g.destination) for g in sim.gate_log] == [
+                ("diverter", 1),
+                ("reject", 0),
+            ]
+            assert io.status().last_error == ErrorCode.PLC_WRITE_FAILED
 
     run_async(body)

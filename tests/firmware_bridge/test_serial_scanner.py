@@ -127,6 +127,12 @@ def test_unplug_and_replug_reconnects_with_backoff_and_reports_outage(rig: Rig) 
     down = events.state(LinkState.DISCONNECTED)
     assert down.last_error == ErrorCode.SCANNER_DISCONNECTED
     time.sleep(0.6)  # several failed reopen attempts: link gone
+    waits = [
+        float(e.last_error_message.rsplit("next try in ", 1)[1].split()[0])
+        for e in events.seen
+        if isinstance(e, ConnectionStatus) and "next try in" in e.last_error_message
+    ]
+    assert waits[:3] == [0.05, 0.1, 0.2] and max(waits) == 0.4  # doubling, capped
     sim.plug()
     up = events.state(LinkState.CONNECTED)
     assert up.last_error == ErrorCode.SCANNER_DISCONNECTED and "outage" in up.last_error_message
