@@ -161,8 +161,12 @@ class LedgerCore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 head = self._head()
-                results = [self._one_savepoint(p, head) for p in batch]
-                conn.execute("COMMIT")
+                if len(batch) == 1:  # alone: the transaction itself is the savepoint
+                    results = [self._one(batch[0], head)]
+                    conn.execute("COMMIT" if isinstance(results[0], AppendResult) else "ROLLBACK")
+                else:
+                    results = [self._one_savepoint(p, head) for p in batch]
+                    conn.execute("COMMIT")
             except (sqlite3.Error, OSError) as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -176,6 +180,14 @@ class LedgerCore:
     def _head(self) -> _Head:
         row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         return _Head(0, GENESIS) if row is None else _Head(int(row[0]), str(row[1]))
+
+    def _one(self, p: Pending[AppendResult], head: _Head) -> AppendResult | DockgateError:
+        req = p.request
+        assert isinstance(req, _Request)
+        try:
+            return self._append_one(req, head)
+        except DockgateError as exc:
+            return exc
 
     def _one_savepoint(self, p: Pending[AppendResult], head: _Head) -> AppendResult | DockgateError:
         req = p.request

@@ -72,19 +72,21 @@ def effects(kind: str, p: dict[str, Any]) -> Effects:
 def apply_sql(conn: sqlite3.Connection, fx: Effects, ts: str) -> None:
     """Apply ``fx`` to the SQLite projection (inside the caller's transaction)."""
     for sku, lot, op, arg in fx.batch:
+        if op == "ensure":  # one upsert: the first receipt fixes expiry and first_received
+            conn.execute(
+                "INSERT INTO batches (sku, lot, expiry, first_received) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sku, lot) DO UPDATE SET expiry = COALESCE(expiry, excluded.expiry), "
+                "first_received = COALESCE(first_received, excluded.first_received)",
+                (sku, lot, arg, ts),
+            )
+            if arg is not None:  # stock booked before the batch had an expiry gets it now
+                conn.execute(
+                    "UPDATE stock SET expiry = ? WHERE sku = ? AND lot = ? AND expiry IS NULL",
+                    (arg, sku, lot),
+                )
+            continue
         conn.execute("INSERT OR IGNORE INTO batches (sku, lot) VALUES (?, ?)", (sku, lot))
-        if op == "ensure":
-            conn.execute(
-                "UPDATE batches SET expiry = COALESCE(expiry, ?), "
-                "first_received = COALESCE(first_received, ?) WHERE sku = ? AND lot = ?",
-                (arg, ts, sku, lot),
-            )
-            conn.execute(
-                "UPDATE stock SET expiry = (SELECT expiry FROM batches WHERE sku = ? AND lot = ?) "
-                "WHERE sku = ? AND lot = ? AND expiry IS NULL",
-                (sku, lot, sku, lot),
-            )
-        elif op == "freeze":
+        if op == "freeze":
             conn.execute(
                 "UPDATE batches SET frozen = 1, freeze_reason = ? WHERE sku = ? AND lot = ?",
                 (arg, sku, lot),
