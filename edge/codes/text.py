@@ -60,7 +60,7 @@ def _last_day(year: int, month: int) -> date:
     return date(year, month, calendar.monthrange(year, month)[1])
 
 
-def _make_date(parts: dict[str, str], today: date | None) -> date:
+def _make_date(parts: dict[str, str], today: date | None, day00: bool) -> date:
     named = parts.get("month_name")
     month = MONTHS.index(named) + 1 if named else int(parts["month"])
     year = int(parts["year"]) if "year" in parts else gs1_year(int(parts["yy"]), today)
@@ -69,7 +69,7 @@ def _make_date(parts: dict[str, str], today: date | None) -> date:
     if not 2000 <= year <= 2099:
         raise _BadValueError(f"year {year} is outside 2000..2099")
     day = parts.get("day")
-    if day is None or day == "00":  # month-only print, or GS1's day 00: last day of the month
+    if day is None or (day00 and day == "00"):  # month-only, or GS1's day 00: end of month
         return _last_day(year, month)
     try:
         return date(year, month, int(day))
@@ -88,7 +88,7 @@ def _value(form: Form, parts: dict[str, str], today: date | None) -> FieldValue:
         if not any(c.isalnum() for c in lot):
             raise _BadValueError(f"lot {lot!r} has no letter or digit")
         return lot
-    return _make_date(parts, today)
+    return _make_date(parts, today, any(t.kind == "day2_00" for t in form.slots))
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,8 @@ def _slot_values(f: Form, value: FieldValue, day00: bool) -> dict[str, str]:
     end_of_month = value == _last_day(value.year, value.month)
     if f.month_only and not end_of_month:
         raise ValueError(f"form {f.name} prints no day; {value} is not the last day of its month")
-    day = "00" if day00 and end_of_month else f"{value.day:02d}"
+    gs1_day00 = day00 and end_of_month and any(t.kind == "day2_00" for t in f.slots)
+    day = "00" if gs1_day00 else f"{value.day:02d}"
     return {
         "year": f"{value.year:04d}",
         "yy": f"{value.year % 100:02d}",

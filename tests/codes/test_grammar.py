@@ -63,6 +63,7 @@ def test_format_options() -> None:
     assert format_field("lot_cn", "A24B117", colon=True, space=False) == "批号:A24B117"
     assert format_field("exp_cn_dot", exp) == "有效期至 2027.08.31"
     assert format_field("ai17", exp, day00=True) == "(17)270800"
+    assert format_field("exp_dash", exp, day00=True) == "EXP 2027-08-31"
     assert format_field("gtin13_bare", "06901234567892") == "6901234567892"
     assert "best_by_month" not in printable_forms("expiry", date(2027, 8, 30))
     assert "gtin13_bare" not in printable_forms("gtin", "10614141000033")

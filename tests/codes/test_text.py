@@ -108,6 +108,7 @@ def test_same_field_twice_must_agree() -> None:
         ("LOT A24_B117", "lot"),  # illegal character
         ("LOT ---", "lot"),
         ("EXP 2027-02-30", "expiry"),  # not a calendar date
+        ("EXP 2027-08-00", "expiry"),  # day 00 is GS1's YYMMDD rule only
         ("EXP 2027-13-01", "expiry"),
         ("EXP 13/2027", "expiry"),
         ("(17)271301", "expiry"),
