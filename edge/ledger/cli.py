@@ -75,7 +75,8 @@ def _run(opts: _Opts, work: Callable[[Ledger], AppendResult]) -> None:
         result = work(led)
     event = result.event
     state = "already booked (same event id)" if result.duplicate else "booked"
-    click.echo(f"{state}: seq {event.seq} {event.kind} {event.id}")
+    lot = f" {event.payload['sku']}/{event.payload['lot']}" if "lot" in event.payload else ""
+    click.echo(f"{state}: seq {event.seq} {event.kind}{lot} {event.id}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     for alert in result.alerts:
@@ -222,6 +223,18 @@ def kpis(opts: _Opts, period_days: int, old_days: int, as_json: bool) -> None:
         ],
     ]
     _table("Ledger KPIs", ["figure", "value"], rows, False)
+
+
+@app.command()
+@click.option("--after", type=click.IntRange(0), default=0, show_default=True, help="After seq.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@pass_opts
+def events(opts: _Opts, after: int, limit: int) -> None:
+    """Print events after a sequence number as JSON lines (for maintainers and scripts)."""
+    with opts.open() as led:
+        rows = led.events(after, limit)
+    for e in rows:
+        click.echo(json.dumps(e.to_dict(), ensure_ascii=False, sort_keys=True))
 
 
 def _details(payload: dict[str, Any]) -> str:

@@ -306,6 +306,31 @@ def release(opts: _Opts, sku: str, lot: str, reason: str, actor: str, event_id: 
 
 
 @app.command()
+@click.option("--qty", type=click.IntRange(1), default=1, show_default=True, help="Base units.")
+@click.option("--raw", help="What could be read of the label, if anything.")
+@click.option("--reason", default="code unreadable", show_default=True, help="Why it is held.")
+@click.option("--location", help="Quarantine location (default: the suggested one).")
+@_actor_opt
+@pass_opts
+def hold(
+    opts: _Opts,
+    qty: int,
+    raw: str | None,
+    reason: str,
+    location: str | None,
+    actor: str,
+    event_id: str | None,
+) -> None:
+    """Hold a carton whose code cannot be read in quarantine; prints its hold id for 'identify'."""
+    _run(
+        opts,
+        lambda led: led.hold_unidentified(
+            qty, raw=raw, reason=reason, location=location, actor=actor, event_id=event_id
+        ),
+    )
+
+
+@app.command()
 @click.option("--hold", required=True, help="Hold id of the carton (its lot under UNIDENTIFIED).")
 @_sku
 @_lot

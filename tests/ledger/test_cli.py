@@ -110,3 +110,18 @@ def test_db_from_config_file(tmp_path: Path) -> None:
     from edge.ledger.ledger import stored_device_id
 
     assert stored_device_id(tmp_path / "ledger.db") == "edge-33"
+
+
+def test_hold_identify_and_events(tmp_path: Path) -> None:
+    import json
+
+    db = tmp_path / "ledger.db"
+    run(db, "sku", "add", "--sku", "TEA-1")
+    held = run(db, "hold", "--raw", "(01)0400?")
+    assert held.exit_code == 0, held.output
+    hold_id = held.output.split()[4].split("/")[1]  # "booked: seq 2 hold UNIDENTIFIED/H... id"
+    ok = run(db, "identify", "--hold", hold_id, "--sku", "TEA-1", "--lot", "L7")
+    assert ok.exit_code == 0, ok.output
+    lines = run(db, "events", "--after", "1").output.splitlines()
+    assert [json.loads(ln)["kind"] for ln in lines] == ["hold", "identify"]
+    assert "L7" in run(db, "stock", "--location", "QUARANTINE").output
