@@ -1,7 +1,6 @@
 """Real implementations of the panel's Protocols over parts that exist today.
 
-- :class:`GtinLotValidator`: typed codes checked with the ledger's code rules (GTIN mod-10,
-  lot pattern, ISO dates); swap for ``edge/codes`` once the GS1 grammar lands.
+- :class:`GtinLotValidator`: typed codes checked with the GS1 grammar of ``edge/codes``.
 - :class:`NodeDeviceProvider`: device id from config, certificate expiry from the trust
   directory, model versions from ``models/manifest.json``.
 - :class:`LedgerSyncStatus`: events waiting in the ledger's outbox.
@@ -10,30 +9,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 from edge.contracts.errors import DockgateError, ErrorCode
-from edge.ledger import codes as ledger_codes
 from edge.panel.services import DeviceFacts, EquipmentKind, EquipmentStatus, PanelLedger
 
 CERT_FILE = "device.crt"  # same name as edge.trust.keys.CERT_FILE; read-only use here
 
 
 class GtinLotValidator:
-    """GTIN (check digit), lot (pattern) and optional expiry (date) typed by a person."""
+    """GTIN (check digit), lot and optional expiry typed by a person, checked with the code
+    grammar of ``edge.codes`` (the same rules the OCR reader and the scanners use)."""
 
     def validate(self, fields: Mapping[str, str]) -> dict[str, str]:
+        from edge.codes import validate_field
+
         gtin = fields.get("gtin", "").strip()
         lot = fields.get("lot", "").strip()
         if not gtin or not lot:
             raise DockgateError(ErrorCode.CODE_INVALID, "GTIN and lot are required")
-        out = {
-            "gtin": ledger_codes.normalise_gtin(gtin),
-            "lot": ledger_codes.normalise("lot", lot),
-        }
-        expiry = ledger_codes.normalise_expiry(fields.get("expiry", "").strip() or None)
-        if expiry is not None:
-            out["expiry"] = expiry
+        out = {"gtin": str(validate_field("gtin", gtin)), "lot": str(validate_field("lot", lot))}
+        expiry = fields.get("expiry", "").strip()
+        if expiry:
+            value = validate_field("expiry", expiry)
+            out["expiry"] = value.isoformat() if isinstance(value, date) else str(value)
         return out
 
 

@@ -1,82 +1,104 @@
-"""A review queue over a directory of kept samples: ``<id>.json`` metadata + ``<id>.png`` crop.
+"""The review queue over the OCR reader's sample store (``edge/vision/ocr/samples.py``).
 
-Stands in for the OCR reader's sample store (``edge/vision/ocr/samples.py``, not landed yet) with
-the same shape: a resolved sample gets ``<id>.label.json`` holding the confirmed fields, which is
-what the sync agent uploads as a labeled training sample.
+Pending items are the kept REVIEW / UNREADABLE samples that carry no ``label`` yet. Resolving
+one keeps it again with the confirmed fields under ``label`` (who and when beside it) and removes
+the unlabeled copy, through the store's own API (``keep`` / ``load`` / ``remove``), so the sync
+agent finds labeled samples in the same place, bounded by the same byte cap.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
 
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.panel.audit import utc_now
 from edge.panel.services import ReviewItem
 
-ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+SAMPLE_ID = re.compile(r"^[0-9][0-9-]{0,63}$")
+REVIEWABLE = ("REVIEW", "UNREADABLE")
+FIELDS = ("gtin", "lot", "expiry", "prod_date", "sscc")
 
 
-class DirectoryReviewQueue:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+class Samples(Protocol):
+    """What the panel uses of ``edge.vision.ocr.samples.SampleStore``."""
 
-    def _meta_path(self, item_id: str) -> Path:
-        if not ITEM_ID.fullmatch(item_id):
-            raise DockgateError(ErrorCode.NOT_FOUND, "no such review item")
-        return self.root / f"{item_id}.json"
+    def keep(self, image: Any, read: Any, **extra: Any) -> str | None: ...
+    def ids(self) -> list[str]: ...
+    def load(self, sid: str) -> tuple[bytes, dict[str, Any]]: ...
+    def remove(self, sid: str) -> None: ...
+    @property
+    def usage_bytes(self) -> int: ...
+
+
+class SampleReviewQueue:
+    def __init__(self, store: Samples) -> None:
+        self.store = store
+
+    def _load(self, item_id: str) -> tuple[bytes, dict[str, Any]] | None:
+        if not SAMPLE_ID.fullmatch(item_id):
+            return None
+        try:
+            return self.store.load(item_id)
+        except (OSError, ValueError):
+            return None
 
     def pending(self, limit: int = 100) -> list[ReviewItem]:
         items = []
-        for meta in sorted(self.root.glob("*.json")):
-            stem = meta.name[: -len(".json")]
-            if stem.endswith(".label") or (self.root / f"{stem}.label.json").exists():
-                continue
-            item = self.get(stem)
+        for sid in self.store.ids():  # oldest first
+            item = self.get(sid)
             if item is not None:
                 items.append(item)
-        items.sort(key=lambda i: i.ts)
-        return items[:limit]
+                if len(items) >= limit:
+                    break
+        return items
 
     def get(self, item_id: str) -> ReviewItem | None:
-        try:
-            raw: dict[str, Any] = json.loads(self._meta_path(item_id).read_text("utf-8"))
-            return ReviewItem(
-                id=item_id,
-                ts=str(raw.get("ts", "")),
-                status=str(raw.get("status", "REVIEW")),
-                confidence=float(raw.get("confidence", 0.0)),
-                text=str(raw.get("text", "")),
-                fields={str(k): str(v) for k, v in dict(raw.get("fields") or {}).items()},
-                reason=str(raw.get("reason", "")),
-                hold_id=str(raw["hold_id"]) if raw.get("hold_id") else None,
-            )
-        except (OSError, ValueError, TypeError):
+        found = self._load(item_id)
+        if found is None:
             return None
+        meta = found[1]
+        if meta.get("label") or meta.get("status") not in REVIEWABLE:
+            return None
+        hold = meta.get("hold_id") or meta.get("hold")
+        return ReviewItem(
+            id=item_id,
+            ts=_ts(meta.get("stored_at")),
+            status=str(meta["status"]),
+            confidence=float(meta.get("confidence") or 0.0),
+            text=str(meta.get("text") or ""),
+            fields={k: str(meta[k]) for k in FIELDS if meta.get(k)},
+            reason=str(meta.get("reason") or "").split(":")[0],
+            hold_id=str(hold) if hold else None,
+        )
 
     def image(self, item_id: str) -> tuple[bytes, str] | None:
-        self._meta_path(item_id)  # validates the id
-        for suffix, mime in IMAGE_TYPES.items():
-            path = self.root / f"{item_id}{suffix}"
-            if path.exists():
-                return path.read_bytes(), mime
-        return None
+        found = self._load(item_id)
+        return (found[0], "image/png") if found is not None else None
 
     def label(self, item_id: str, fields: Mapping[str, str], actor: str) -> None:
-        if self.get(item_id) is None:
+        found = self._load(item_id)
+        if found is None:
             raise DockgateError(ErrorCode.NOT_FOUND, "no such review item")
-        target = self.root / f"{item_id}.label.json"
-        part = target.with_suffix(".part")
-        part.write_text(
-            json.dumps({"fields": dict(fields), "actor": actor, "ts": utc_now()}), "utf-8"
-        )
-        os.replace(part, target)
+        png, meta = found
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise DockgateError(ErrorCode.IMAGE_INVALID, "the kept sample image is unreadable")
+        meta.pop("stored_at", None)
+        labeled = {**meta, "label": dict(fields), "labeled_by": actor, "labeled_at": utc_now()}
+        self.store.keep(image, labeled, reviewed_from=item_id)
+        self.store.remove(item_id)
 
     def disk_usage(self) -> int:
-        return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+        return int(self.store.usage_bytes)
+
+
+def _ts(stored_at: object) -> str:
+    if isinstance(stored_at, int | float):
+        return datetime.fromtimestamp(stored_at, UTC).isoformat(timespec="seconds")
+    return ""

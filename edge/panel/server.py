@@ -12,7 +12,7 @@ from edge.config import EdgeConfig
 from edge.panel.app import create_app
 from edge.panel.config import PanelConfig
 from edge.panel.providers import LedgerSyncStatus, NodeDeviceProvider
-from edge.panel.review_store import DirectoryReviewQueue
+from edge.panel.review_store import SampleReviewQueue, Samples
 from edge.panel.services import PanelServices, StatusProvider
 from edge.runtime.bus import Bus
 
@@ -44,7 +44,7 @@ def build_services(config: EdgeConfig, bus: Bus | None = None) -> PanelServices:
             config.device.id, config.device.site, config.sync.resolved_trust_dir(data_dir)
         ),
         ledger=ledger,
-        review=DirectoryReviewQueue(data_dir / "samples"),
+        review=SampleReviewQueue(_sample_store(config)),
         equipment=equipment,
         expiry_warning_days=config.ledger.expiry_warning_days,
         expiry_block_days=config.ledger.expiry_block_days,
@@ -78,3 +78,12 @@ def serve(config: EdgeConfig, panel: PanelConfig) -> None:
 
 def panel_db_path(config: EdgeConfig, panel: PanelConfig) -> Path:
     return panel.resolved_db(config.device.data_dir)
+
+
+def _sample_store(config: EdgeConfig) -> Samples:
+    """The OCR reader's sample store, where and as large as ``[ocr]`` says."""
+    from edge.vision.ocr.samples import SampleStore
+
+    ocr = config.ocr
+    root = ocr.samples_dir or config.device.data_dir / "ocr-samples"
+    return SampleStore(root, max_bytes=ocr.samples_max_mb * 1024 * 1024)

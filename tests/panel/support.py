@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,10 +16,11 @@ from edge.ledger import Ledger
 from edge.panel.app import create_app
 from edge.panel.config import PanelConfig
 from edge.panel.providers import LedgerSyncStatus, NodeDeviceProvider
-from edge.panel.review_store import DirectoryReviewQueue
+from edge.panel.review_store import SampleReviewQueue
 from edge.panel.services import CARTON_TOPIC, CartonEvent, DefectBox, PanelServices
 from edge.panel.users import Role, UserStore
 from edge.runtime.bus import Bus
+from edge.vision.ocr.samples import SampleStore
 
 PASSWORD = "correct horse battery"
 GTIN_A = "06901234567892"
@@ -32,8 +32,8 @@ FAST_ARGON2 = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 USERS = {"op": Role.OPERATOR, "qa": Role.QA, "sup": Role.SUPERVISOR, "root": Role.ADMIN}
 
 
-def png(seed: int, w: int = 320, h: int = 192, text: str = "LOT A24B117") -> bytes:
-    """A carton-like crop: kraft background with dark dotted print (deterministic)."""
+def crop_image(seed: int, w: int = 320, h: int = 192, text: str = "LOT A24B117") -> np.ndarray:
+    """A carton-like crop: kraft background with dark print (deterministic)."""
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), (92, 150, 196), np.uint8)
     img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
@@ -41,7 +41,11 @@ def png(seed: int, w: int = 320, h: int = 192, text: str = "LOT A24B117") -> byt
         img, "(01)06901234567892", (12, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.72, (35, 30, 30), 2
     )
     cv2.putText(img, text, (12, 120), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (35, 30, 30), 2)
-    ok, buf = cv2.imencode(".png", img)
+    return img
+
+
+def png(seed: int, w: int = 320, h: int = 192, text: str = "LOT A24B117") -> bytes:
+    ok, buf = cv2.imencode(".png", crop_image(seed, w, h, text))
     assert ok
     return bytes(buf)
 
@@ -51,7 +55,9 @@ class PanelEnv:
     app: FastAPI
     bus: Bus
     ledger: Ledger
-    review_dir: Path
+    samples: SampleStore
+    r1: str  # sample id of a REVIEW read
+    r2: str  # sample id of an UNREADABLE carton held in quarantine
     users: UserStore
     totp_secret: str
     config: PanelConfig
@@ -83,26 +89,33 @@ def seed_ledger(ledger: Ledger) -> None:
     ledger.freeze("TEA-500", "T-0042", reason="wet cartons at the gate", actor="user:qa")
 
 
-def write_review_item(
-    root: Path,
-    item_id: str,
-    status: str,
-    *,
-    hold_id: str | None = None,
-    fields: dict[str, str] | None = None,
-    text: str = "",
-) -> None:
-    meta = {
-        "ts": "2026-11-22T05:00:00.000Z",
+def keep_sample(
+    store: SampleStore, status: str, *, text: str, hold_id: str | None = None, **fields: str
+) -> str:
+    """Keep a sample the way the OCR reader does (a CartonRead-shaped dict + extras)."""
+    read = {
+        "file": None,
         "status": status,
-        "confidence": 0.62 if status == "REVIEW" else 0.1,
+        "gtin": fields.get("gtin"),
+        "lot": fields.get("lot"),
+        "expiry": None,
+        "prod_date": None,
+        "sscc": None,
         "text": text,
-        "fields": fields or {},
-        "reason": "" if status == "REVIEW" else "UNREADABLE",
-        "hold_id": hold_id,
+        "confidence": 0.62 if status == "REVIEW" else 0.1,
+        "latency_ms": 48.0,
+        "reason": None if status == "REVIEW" else "UNREADABLE: no code region found",
     }
-    (root / f"{item_id}.json").write_text(json.dumps(meta), "utf-8")
-    (root / f"{item_id}.png").write_bytes(png(len(item_id), text=item_id))
+    extra = {"hold_id": hold_id} if hold_id else {}
+    sid = store.keep(crop_image(len(text), text=text[-12:] or "??????"), read, **extra)
+    assert sid is not None
+    return sid
+
+
+def labels(env: PanelEnv) -> list[dict[str, object]]:
+    """Metadata of the labeled samples in the store."""
+    metas = [env.samples.load(sid)[1] for sid in env.samples.ids()]
+    return [m for m in metas if m.get("label")]
 
 
 def make_env(tmp_path: Path, **config: object) -> PanelEnv:
@@ -110,22 +123,17 @@ def make_env(tmp_path: Path, **config: object) -> PanelEnv:
     ledger = Ledger.open(tmp_path / "ledger.db", "edge-test", synchronous="NORMAL")
     seed_ledger(ledger)
     hold = ledger.hold_unidentified(actor="device:edge-test", location="Q-01").event.payload["lot"]
-    review_dir = tmp_path / "samples"
-    review_dir.mkdir()
-    write_review_item(
-        review_dir,
-        "r1-review",
-        "REVIEW",
-        fields={"gtin": GTIN_A, "lot": "A24B117"},
-        text="(01)0690123456789Z(10)A24B117",
+    samples = SampleStore(tmp_path / "samples", max_bytes=20 * 1024 * 1024)
+    r1 = keep_sample(
+        samples, "REVIEW", text="(01)0690123456789Z(10)A24B117", gtin=GTIN_A, lot="A24B117"
     )
-    write_review_item(review_dir, "r2-unreadable", "UNREADABLE", hold_id=str(hold))
+    r2 = keep_sample(samples, "UNREADABLE", text="", hold_id=str(hold))
     cfg = PanelConfig(**config)  # type: ignore[arg-type]
     services = PanelServices(
         bus=bus,
         device=NodeDeviceProvider("edge-test", "site-01", tmp_path / "trust"),
         ledger=ledger,
-        review=DirectoryReviewQueue(review_dir),
+        review=SampleReviewQueue(samples),
         equipment=[LedgerSyncStatus(ledger)],
     )
     app = create_app(services, cfg, tmp_path / "panel.db", hasher=FAST_ARGON2)
@@ -133,7 +141,7 @@ def make_env(tmp_path: Path, **config: object) -> PanelEnv:
     for name, role in USERS.items():
         users.add(name, role, PASSWORD)
     secret = users.enable_totp("root")
-    return PanelEnv(app, bus, ledger, review_dir, users, secret, cfg)
+    return PanelEnv(app, bus, ledger, samples, r1, r2, users, secret, cfg)
 
 
 def carton(i: int, status: str = "ACCEPTED", lot: str = "A24B117", **kw: object) -> CartonEvent:

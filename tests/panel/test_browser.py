@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from edge.panel.services import CARTON_TOPIC, DefectBox
 from tests.panel.conftest import Served
-from tests.panel.support import PASSWORD, carton, publish_history, publish_samples
+from tests.panel.support import PASSWORD, carton, labels, publish_history, publish_samples
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -89,13 +89,13 @@ def test_operator_and_qa_journey(served: Served, browser: Browser, artifacts_dir
 
     # resolve a review item
     page.click("nav >> text=人工复核")
-    expect(page.locator("#item-r1-review")).to_be_visible()
+    expect(page.locator(f"#item-{env.r1}")).to_be_visible()
     shot(page, out, "review")
-    page.fill("#item-r1-review input[name=expiry]", "2027-08-31")
-    page.click("#item-r1-review button")
+    page.fill(f"#item-{env.r1} input[name=expiry]", "2027-08-31")
+    page.click(f"#item-{env.r1} button")
     expect(page.locator(".msg.good")).to_be_visible()
-    expect(page.locator("#item-r1-review")).to_have_count(0)
-    assert (env.review_dir / "r1-review.label.json").exists()
+    expect(page.locator(f"#item-{env.r1}")).to_have_count(0)
+    assert [m["reviewed_from"] for m in labels(env)] == [env.r1]
 
     # stock with the frozen batch still frozen
     page.click("nav >> text=库存")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from fastapi.testclient import TestClient
@@ -11,7 +10,7 @@ from edge.panel.live import percentile
 from edge.panel.routers.stock import expiry_state
 from edge.panel.services import CARTON_TOPIC
 from tests.panel.conftest import login
-from tests.panel.support import GTIN_A, PanelEnv, carton, publish_samples
+from tests.panel.support import GTIN_A, PanelEnv, carton, labels, publish_samples
 
 
 def test_qa_release_refused_for_operator_and_done_by_qa(client: TestClient, env: PanelEnv) -> None:
@@ -37,18 +36,18 @@ def test_review_confirm_books_a_signed_read_and_labels_the_sample(
 ) -> None:
     token = login(client, "op", env)
     page = client.get("/review").text
-    assert "r1-review" in page and "r2-unreadable" in page
-    img = client.get("/review/r1-review/image")
+    assert f'id="item-{env.r1}"' in page and f'id="item-{env.r2}"' in page
+    img = client.get(f"/review/{env.r1}/image")
     assert img.status_code == 200 and img.headers["content-type"] == "image/png"
     # a wrong check digit is refused and nothing is booked
     before = env.ledger.head()[0]
     r = client.post(
-        "/review/r1-review", data={"csrf_token": token, "gtin": "06901234567891", "lot": "A24B117"}
+        f"/review/{env.r1}", data={"csrf_token": token, "gtin": "06901234567891", "lot": "A24B117"}
     )
     assert r.status_code == 422 and "06901234567891" in r.text
     assert env.ledger.head()[0] == before
     r = client.post(
-        "/review/r1-review",
+        f"/review/{env.r1}",
         data={"csrf_token": token, "gtin": GTIN_A, "lot": "a24b117 ", "expiry": "2027-08-31"},
         follow_redirects=False,
     )
@@ -56,9 +55,11 @@ def test_review_confirm_books_a_signed_read_and_labels_the_sample(
     read = env.ledger.events(after_seq=before)[-1]
     assert read.kind == "carton-read" and read.actor == "user:op"
     assert read.payload["lot"] == "A24B117" and read.payload["source"] == "review"
-    label = json.loads((env.review_dir / "r1-review.label.json").read_text())
-    assert label["fields"] == {"gtin": GTIN_A, "lot": "A24B117", "expiry": "2027-08-31"}
-    assert "r1-review" not in client.get("/review").text
+    (label,) = labels(env)
+    assert label["label"] == {"gtin": GTIN_A, "lot": "A24B117", "expiry": "2027-08-31"}
+    assert label["labeled_by"] == "user:op" and label["status"] == "REVIEW"
+    assert env.r1 not in env.samples.ids()  # the unlabeled copy is gone
+    assert f'id="item-{env.r1}"' not in client.get("/review").text
 
 
 def test_review_of_unreadable_carton_identifies_the_held_stock(
@@ -68,7 +69,7 @@ def test_review_of_unreadable_carton_identifies_the_held_stock(
     held = [r for r in env.ledger.stock(sku="UNIDENTIFIED")]
     assert len(held) == 1
     r = client.post(
-        "/review/r2-unreadable",
+        f"/review/{env.r2}",
         data={"csrf_token": token, "gtin": GTIN_A, "lot": "B77"},
         follow_redirects=False,
     )
@@ -82,7 +83,7 @@ def test_review_of_unreadable_carton_identifies_the_held_stock(
 def test_unknown_gtin_in_review_is_explained(client: TestClient, env: PanelEnv) -> None:
     token = login(client, "op", env)
     r = client.post(
-        "/review/r1-review", data={"csrf_token": token, "gtin": "4006381333931", "lot": "X1"}
+        f"/review/{env.r1}", data={"csrf_token": token, "gtin": "4006381333931", "lot": "X12"}
     )
     assert r.status_code == 422 and "主数据中没有该 GTIN 的商品" in r.text
 
@@ -186,3 +187,11 @@ def test_image_size_reads_png_and_jpeg_headers() -> None:
         assert ok and image_size(bytes(buf)) == (91, 37), ext
     assert image_size(b"not an image") == DEFAULT
     assert image_size(None) == DEFAULT
+
+
+def test_unknown_or_malicious_review_ids_are_not_found(client: TestClient, env: PanelEnv) -> None:
+    token = login(client, "op", env)
+    for bad in ("..%2F..%2Fstate", "state", "00000000000000000001-000001", "abc"):
+        assert client.get(f"/review/{bad}/image").status_code == 404, bad
+        r = client.post(f"/review/{bad}", data={"csrf_token": token, "gtin": GTIN_A, "lot": "A12"})
+        assert r.status_code == 404 and r.headers["x-error-code"] == "NOT_FOUND", bad

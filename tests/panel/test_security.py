@@ -15,7 +15,16 @@ from edge.panel.services import CARTON_TOPIC
 from edge.panel.sessions import SessionStore
 from edge.panel.users import Role
 from tests.panel.conftest import csrf_of, login
-from tests.panel.support import PASSWORD, USERS, XSS, PanelEnv, carton, make_env, totp_now
+from tests.panel.support import (
+    PASSWORD,
+    USERS,
+    XSS,
+    PanelEnv,
+    carton,
+    labels,
+    make_env,
+    totp_now,
+)
 
 NAME_OF_ROLE = {role: name for name, role in USERS.items()}
 
@@ -23,7 +32,7 @@ NAME_OF_ROLE = {role: name for name, role in USERS.items()}
 def _routes(env: PanelEnv) -> list[tuple[str, str, object]]:
     out = []
     for route in api_routes(env.app):
-        path = re.sub(r"\{[^}]+\}", "r1-review", route.path)
+        path = re.sub(r"\{[^}]+\}", "00000000000000000001-000001", route.path)
         for method in sorted(route.methods):
             out.append((method, path, getattr(route.endpoint, ROLES_ATTR, None)))
     return out
@@ -35,9 +44,11 @@ def test_every_route_declares_who_may_call_it(env: PanelEnv) -> None:
     missing = [(m, p) for m, p, roles in routes if roles is None]
     assert not missing, f"routes without @allow(...): {missing}"
     unsafe = [(m, p) for m, p, _ in routes if m not in SAFE_METHODS]
-    assert {("POST", "/qa/release"), ("POST", "/review/r1-review"), ("POST", "/login")} <= set(
-        unsafe
-    )
+    assert {
+        ("POST", "/qa/release"),
+        ("POST", "/review/00000000000000000001-000001"),
+        ("POST", "/login"),
+    } <= set(unsafe)
 
 
 def test_state_changing_routes_refuse_missing_or_wrong_csrf(
@@ -276,16 +287,16 @@ def test_xss_in_lot_number_is_inert(client: TestClient, env: PanelEnv) -> None:
 def test_xss_in_typed_code_is_inert(client: TestClient, env: PanelEnv) -> None:
     token = login(client, "op", env)
     r = client.post(
-        "/review/r1-review", data={"csrf_token": token, "gtin": "06901234567892", "lot": XSS}
+        f"/review/{env.r1}", data={"csrf_token": token, "gtin": "06901234567892", "lot": XSS}
     )
     assert r.status_code == 422 and XSS not in r.text
     assert "&lt;script&gt;" in r.text
-    assert not (env.review_dir / "r1-review.label.json").exists()
+    assert labels(env) == []
 
 
 def test_oversized_body_is_refused(client: TestClient, env: PanelEnv) -> None:
     token = login(client, "op", env)
-    r = client.post("/review/r1-review", data={"csrf_token": token, "lot": "A" * 70000})
+    r = client.post(f"/review/{env.r1}", data={"csrf_token": token, "lot": "A" * 70000})
     assert r.status_code == 413
 
 
@@ -302,7 +313,7 @@ def test_every_state_change_is_audited(client: TestClient, env: PanelEnv) -> Non
         },
     )
     client.post(
-        "/review/r1-review", data={"csrf_token": token, "gtin": "06901234567892", "lot": "A24B117"}
+        f"/review/{env.r1}", data={"csrf_token": token, "gtin": "06901234567892", "lot": "A24B117"}
     )
     client.post("/logout", data={"csrf_token": token})
     entries = {(e.actor, e.action, e.outcome) for e in env.app.state.audit.recent()}
