@@ -130,6 +130,18 @@ def _compile(form: Form) -> _Compiled:
 _COMPILED: tuple[_Compiled, ...] = tuple(_compile(f) for f in FORMS)
 
 
+def _first_chars(form: Form) -> set[str]:
+    first = form.tokens[0]  # no form starts with an optional literal
+    return {first.text[0]} if isinstance(first, Lit) else set(first.spec.charset)
+
+
+# Forms that can start with a given character: the line scanner tries only those.
+_BY_FIRST: dict[str, tuple[_Compiled, ...]] = {
+    ch: tuple(c for c in _COMPILED if ch in _first_chars(c.form))
+    for ch in set().union(*(_first_chars(c.form) for c in _COMPILED))
+}
+
+
 def _parts(c: _Compiled, m: re.Match[str]) -> dict[str, str]:
     return {t.part: m.group(f"s{i}") for i, t in enumerate(c.form.tokens) if isinstance(t, Slot)}
 
@@ -153,7 +165,7 @@ def _parse_line(line: str, n: int, today: date | None) -> tuple[list[FieldMatch]
             pos += 1
             continue
         best: tuple[_Compiled, re.Match[str]] | None = None
-        for c in _COMPILED:
+        for c in _BY_FIRST.get(line[pos], ()):
             m = c.regex.match(line, pos)
             if m and (best is None or m.end() > best[1].end()):
                 best = (c, m)

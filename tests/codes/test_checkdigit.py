@@ -86,3 +86,11 @@ def test_one_erased_digit_is_recoverable(body: str, data: st.DataObject) -> None
 def test_recover_digit_needs_exactly_one_gap() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         recover_digit("69012345678??")
+
+
+def test_every_single_digit_corruption_of_an_sscc_is_caught() -> None:
+    sscc = "369012340000000017"
+    for pos, orig in enumerate(sscc):
+        for d in "0123456789":
+            if d != orig:
+                assert not is_valid_sscc(sscc[:pos] + d + sscc[pos + 1 :]), (pos, d)

@@ -49,6 +49,8 @@ def test_every_form_prints_and_parses_back_to_itself() -> None:
         r = parse_text(text, today=TODAY)
         assert r.ok and r.forms == {form.field: form.name}, (form.name, text, r.errors)
         assert any(isinstance(t, Slot) for t in form.tokens)
+        first = form.tokens[0]
+        assert not (isinstance(first, Lit) and first.optional)  # the parser indexes first chars
         assert all(isinstance(t, Lit | Slot) for t in form.tokens)
 
 
