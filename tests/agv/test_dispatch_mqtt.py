@@ -11,7 +11,7 @@ import pytest
 from edge.agv.dispatcher import Dispatcher, DispatchTask
 from edge.agv.service import DispatchService
 from edge.agv.store import TaskRow
-from tests.agv.conftest import Observer, Sims, online, wait_for
+from tests.agv.helpers import Observer, Sims, online, wait_for
 from tests.agv.wire import assert_conformant, assert_order_rules
 from tests.support.mosquitto import Broker
 

@@ -19,7 +19,7 @@ from edge.agv.sim_vehicle import Vehicle
 from edge.agv.sitemap import load_sitemap
 from edge.agv.store import TaskStore
 from edge.agv.validation import MessageValidator
-from tests.agv.conftest import SITEMAP
+from tests.agv.helpers import SITEMAP
 from tests.agv.wire import validators
 
 MAP = load_sitemap(SITEMAP)

@@ -16,7 +16,7 @@ from edge.agv.sim import factsheet
 from edge.agv.sim_vehicle import Vehicle
 from edge.agv.sitemap import load_sitemap
 from edge.agv.validation import OVERLAY, MessageValidator, format_checker, load_schemas
-from tests.agv.conftest import SITEMAP
+from tests.agv.helpers import SITEMAP
 
 
 def _vehicle() -> Vehicle:

@@ -10,7 +10,7 @@ import pytest
 from edge.agv.orders import build_route, last_base, order_body
 from edge.agv.sitemap import load_sitemap
 from edge.contracts.errors import DockgateError, ErrorCode
-from tests.agv.conftest import SITEMAP
+from tests.agv.helpers import SITEMAP
 
 
 def test_example_map_loads_and_routes_shortest() -> None:

@@ -8,7 +8,7 @@ from edge.agv.messages import State, header
 from edge.agv.orders import build_route, instant_body, last_base, order_body
 from edge.agv.sim_vehicle import Vehicle
 from edge.agv.sitemap import load_sitemap
-from tests.agv.conftest import SITEMAP
+from tests.agv.helpers import SITEMAP
 
 MAP = load_sitemap(SITEMAP)
 

@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from edge.agv.messages import split_topic
 from edge.agv.validation import format_checker, load_schemas
-from tests.agv.conftest import Observer
+from tests.agv.helpers import Observer
 
 MC_TOPICS = ("order", "instantActions")
 
