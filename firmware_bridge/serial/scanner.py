@@ -117,12 +117,13 @@ class SerialScanner:
                     ErrorCode.SCANNER_DISCONNECTED,
                     f"port {cfg.port} lost: {exc}; reconnecting",
                 )
-                self._stop.wait(cfg.reconnect_initial_s)
             finally:
                 with self._lock:
                     self._port = None
                     self._release_at = None
                 port.close()
+            # A port that opens but fails at once must not spin: pause before reopening.
+            self._stop.wait(cfg.reconnect_initial_s)
 
     def _on_connected(self, port: serial.Serial, lost_at: float | None) -> None:
         with self._lock:

@@ -269,7 +269,7 @@ def test_slow_plc_gives_timeouts_then_recovers(port: int, run_async: RunAsync) -
 
 def test_heartbeats_both_ways(port: int, run_async: RunAsync) -> None:
     async def body() -> None:
-        settings = SimSettings(travel_s=0.2, edge_heartbeat_timeout_s=0.3)
+        settings = SimSettings(travel_s=0.2, edge_heartbeat_timeout_s=0.8)
         async with rig(port, settings) as (sim, io, events):
             sim.heartbeat_running = False  # PLC program stopped, Modbus still answers
             degraded = await events.state(LinkState.DEGRADED)
