@@ -14,7 +14,7 @@ from edge.contracts.errors import ErrorCode
 from firmware_bridge.ports import ConnectionStatus, LinkState, Scan, ScanEvent, ScannerReply
 from firmware_bridge.serial.config import SerialScannerConfig
 from firmware_bridge.serial.scanner import SerialScanner
-from firmware_bridge.serial.sim import ScannerSimulator, carton_read
+from firmware_bridge.serial.sim import ScannerSimulator, carton_read, sscc
 
 
 class Events:
@@ -224,3 +224,18 @@ def test_timeout_framing_with_stx_etx_over_the_pty(tmp_path: Path) -> None:
     finally:
         scanner.stop()
         sim.close()
+
+
+def test_scan_parses_with_the_shared_gs1_code(rig: Rig) -> None:
+    """End to end: a ]C1 label read over the pty parses (edge/codes, biip) to the right SSCC
+    and lot, so it can be compared with the OCR read of the same carton."""
+    from edge.codes.scan import parse_scan
+
+    sim, _, events, _ = rig
+    events.state(LinkState.CONNECTED)
+    sim.send_read(*carton_read(123456, lot="L2611-A"))
+    scan = events.scan()
+    result = parse_scan(scan.with_identifier)
+    assert result.ok, result.errors
+    assert result.symbology == "]C1"
+    assert result.fields["sscc"] == sscc(123456) and result.fields["lot"] == "L2611-A"
