@@ -53,9 +53,11 @@ class Bookings:
         location: str = "INBOUND",
         unit: str | None = None,
         supplier: str | None = None,
+        ref: str | None = None,
         event_id: str | None = None,
     ) -> AppendResult:
-        """Book a receipt (inbound) into ``location`` (default the inbound dock)."""
+        """Book a receipt (inbound) into ``location`` (default the inbound dock); ``ref`` is
+        the ASN or delivery note."""
         payload = _p(
             sku=sku,
             lot=lot,
@@ -64,6 +66,7 @@ class Bookings:
             location=location,
             unit=unit,
             supplier=supplier,
+            ref=ref,
         )
         return self.append(EventKind.RECEIPT, payload, actor=actor, event_id=event_id)
 
@@ -112,9 +115,10 @@ class Bookings:
         unit: str | None = None,
         override_reason: str | None = None,
         supervisor: str | None = None,
+        ref: str | None = None,
         event_id: str | None = None,
     ) -> AppendResult:
-        """Pick for an outbound order (to the outbound staging location).
+        """Pick for an outbound order ``ref`` (to the outbound staging location).
 
         Refused with ``FEFO_VIOLATION`` while an earlier-expiring available batch exists, unless
         ``override_reason`` and ``supervisor`` are given (both are recorded in the event).
@@ -127,6 +131,7 @@ class Bookings:
             to=to,
             override_reason=override_reason,
             supervisor=supervisor,
+            ref=ref,
             **{"from": from_location},
         )
         return self.append(EventKind.PICK, payload, actor=actor, event_id=event_id)
@@ -140,10 +145,11 @@ class Bookings:
         actor: str,
         from_location: str = "OUTBOUND",
         unit: str | None = None,
+        ref: str | None = None,
         event_id: str | None = None,
     ) -> AppendResult:
-        """Ship stock out of the warehouse (it leaves the ledger's stock)."""
-        payload = _p(sku=sku, lot=lot, qty=qty, unit=unit, **{"from": from_location})
+        """Ship stock out of the warehouse (it leaves the ledger's stock); ``ref``: order."""
+        payload = _p(sku=sku, lot=lot, qty=qty, unit=unit, ref=ref, **{"from": from_location})
         return self.append(EventKind.SHIP, payload, actor=actor, event_id=event_id)
 
     def return_to_supplier(

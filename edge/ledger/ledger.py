@@ -171,6 +171,10 @@ class LedgerCore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 db.raise_storage_error(exc, "append")
+            except BaseException:  # a bug or an interrupt: leave no transaction open
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         for p, result in zip(batch, results, strict=True):
             if isinstance(result, AppendResult):
                 p.resolve(result)
@@ -211,7 +215,10 @@ class LedgerCore:
             if original is not None:
                 return original
         actor = codes.check_actor(req.actor)
-        prepared = rules.prepare(self.conn, self.context(), req.kind, req.payload)
+        try:
+            prepared = rules.prepare(self.conn, self.context(), req.kind, req.payload)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # odd payload shapes
+            raise DockgateError(ErrorCode.EVENT_INVALID, f"malformed payload: {exc!r}") from None
         if req.model_version is not None:
             prepared.payload["model_version"] = str(req.model_version)
         watched = _skus_taken(prepared.effects)

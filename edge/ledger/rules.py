@@ -31,6 +31,29 @@ AVAILABLE_ZONES = ("inbound", "storage", "forward")
 PICKABLE_ZONES = ("storage", "forward")
 
 
+_MOVE = {"sku", "lot", "qty", "unit", "from", "to"}
+#: what a caller may put in each stock event; anything else is EVENT_INVALID, so nothing
+#: half-understood is ever hashed into the log. ``ref`` is a free order / ASN reference.
+INPUT_KEYS: dict[str, frozenset[str]] = {
+    k: frozenset(v | {"ref"})
+    for k, v in {
+        EventKind.RECEIPT: {"sku", "lot", "qty", "unit", "expiry", "location", "supplier"},
+        EventKind.PUTAWAY: _MOVE,
+        EventKind.TRANSFER: _MOVE,
+        EventKind.PICK: _MOVE | {"override_reason", "supervisor"},
+        EventKind.SHIP: _MOVE - {"to"},
+        EventKind.RETURN_TO_SUPPLIER: (_MOVE - {"to"}) | {"supplier", "reason"},
+        EventKind.ADJUSTMENT: {"sku", "lot", "location", "delta", "reason"},
+        EventKind.CYCLE_COUNT: {"sku", "lot", "location", "counted"},
+        EventKind.QA_FREEZE: {"sku", "lot", "reason"},
+        EventKind.QA_RELEASE: {"sku", "lot", "reason"},
+        EventKind.EXPIRY_BLOCK: {"sku", "lot", "reason"},
+        EventKind.HOLD: {"lot", "qty", "location", "raw", "reason"},
+        EventKind.IDENTIFY: {"hold", "sku", "lot", "expiry", "qty", "from", "to"},
+    }.items()
+}
+
+
 @dataclass(frozen=True)
 class Context:
     """What the rules need besides the database."""
@@ -65,7 +88,16 @@ def prepare(conn: sqlite3.Connection, ctx: Context, kind: str, raw: dict[str, An
         return Prepared(masterdata.apply(conn, raw))
     if kind in OBSERVATIONS:
         return Prepared(dict(raw))
+    unexpected = sorted(set(raw) - INPUT_KEYS[kind])
+    if unexpected:
+        raise fail(ErrorCode.EVENT_INVALID, f"{kind}: unexpected field(s) {', '.join(unexpected)}")
     p = dict(raw)
+    if "ref" in p and (not isinstance(p["ref"], str) or not 0 < len(p["ref"]) <= 100):
+        raise fail(ErrorCode.EVENT_INVALID, "ref must be text of 1-100 characters")
+    if kind == EventKind.HOLD:
+        for key in ("raw", "reason"):
+            if p.get(key) is not None and (not isinstance(p[key], str) or len(p[key]) > 500):
+                raise fail(ErrorCode.EVENT_INVALID, f"{key} must be text of at most 500 characters")
     p["sku"] = codes.UNIDENTIFIED_SKU if kind == EventKind.HOLD else _sku(conn, p.get("sku"))
     p["lot"] = codes.normalise("lot", _need(p, "lot"))
     if p["sku"] == codes.UNIDENTIFIED_SKU and kind in (EventKind.RECEIPT, EventKind.IDENTIFY):

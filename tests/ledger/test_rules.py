@@ -524,3 +524,36 @@ def test_pick_goes_to_outbound_and_fefo_looks_at_pickable_stock(ledger: Ledger) 
         from_location="A-01",
         actor=ACTOR,
     )
+
+
+def test_unexpected_fields_and_order_refs(ledger: Ledger) -> None:
+    refused(
+        ErrorCode.EVENT_INVALID,
+        ledger,
+        ledger.append,
+        "receipt",
+        {"sku": "SKU-A", "lot": "L1", "qty": 1, "location": "A-01", "colour": "red"},
+        actor=ACTOR,
+    )
+    refused(
+        ErrorCode.EVENT_INVALID,
+        ledger,
+        ledger.append,
+        "hold",
+        {"sku": "SKU-A", "lot": "H1", "qty": 1, "location": "QUARANTINE"},
+        actor=ACTOR,
+    )
+    r = ledger.receive("SKU-A", "L1", 3, location="A-01", ref="ASN-2026-0042", actor=ACTOR)
+    assert r.event.payload["ref"] == "ASN-2026-0042"
+    refused(
+        ErrorCode.EVENT_INVALID,
+        ledger,
+        ledger.ship,
+        "SKU-A",
+        "L1",
+        1,
+        from_location="A-01",
+        ref="",
+        actor=ACTOR,
+    )
+    ledger.ship("SKU-A", "L1", 1, from_location="A-01", ref="SO-7", actor=ACTOR)

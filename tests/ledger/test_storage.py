@@ -109,3 +109,43 @@ def test_write_failure_is_ledger_write_failed(ledger: Ledger) -> None:
     ledger.conn.execute("PRAGMA query_only = OFF")
     ledger.receive("SKU-A", "L1", 1, actor=ACTOR)
     assert ledger.verify().ok
+
+
+def test_an_unexpected_failure_mid_append_leaves_nothing_open(tmp_path: Path) -> None:
+    """A clock that fails once (say, a broken RTC driver) mid-transaction: the caller gets the
+    error, nothing is written, and the next append works."""
+    clock = Clock()
+    fail = {"now": False}
+
+    def flaky() -> object:
+        if fail["now"]:
+            fail["now"] = False
+            raise RuntimeError("rtc read failed")
+        return clock()
+
+    with Ledger.open(tmp_path / "l.db", "edge-01", clock=flaky) as led:  # type: ignore[arg-type]
+        seed(led)
+        head = led.head()
+        fail["now"] = True
+        with pytest.raises(RuntimeError):
+            led.receive("SKU-A", "L1", 1, actor=ACTOR)
+        assert led.head() == head and not led.conn.in_transaction
+        led.receive("SKU-A", "L1", 1, actor=ACTOR)
+        assert led.verify().ok
+
+
+def test_payload_of_the_wrong_shape_is_event_invalid(ledger: Ledger) -> None:
+    for payload in (
+        ["x"],
+        {
+            "sku": "SKU-A",
+            "lot": "L1",
+            "qty": 1,
+            "location": "A-01",
+            "warnings": 5,
+            "expiry": "2026-12-01",
+        },
+    ):
+        with pytest.raises(DockgateError) as exc:
+            ledger.append("receipt", payload, actor=ACTOR)  # type: ignore[arg-type]
+        assert exc.value.code in (ErrorCode.EVENT_INVALID,), exc.value
