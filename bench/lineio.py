@@ -6,7 +6,7 @@ Prints, as p50/p95/max in milliseconds:
 
 * ``send_sort_command`` from the call to the confirmed echo (two register writes, then polling
   the acknowledged sequence until the PLC's next scan cycle has echoed it);
-* ``set_stack_light``: five coil writes and one read-back;
+* ``set_stack_light``: five contiguous coils in one write-multiple request, then a read-back;
 * same-run reference: one bare ``read_input_registers`` round trip on the same connection, and
   the ratios of the two figures above to it.
 
@@ -103,7 +103,7 @@ def main() -> None:
     names = {
         "read": "reference: one read_input_registers",
         "handshake": "mailbox handshake (write, bump, echo)",
-        "stack": "stack light (5 coil writes + read-back)",
+        "stack": "stack light (5 coils: one FC15 + read-back)",
     }
     for key, name in names.items():
         p50, p95, worst = summary(samples[key])

@@ -59,6 +59,17 @@ _COUNTERS = (
 )
 
 
+def _runs(coils: dict[int, bool]) -> list[tuple[int, list[bool]]]:
+    """Coils grouped into runs of consecutive addresses: [(first address, values), ...]."""
+    runs: list[tuple[int, list[bool]]] = []
+    for addr in sorted(coils):
+        if runs and runs[-1][0] + len(runs[-1][1]) == addr:
+            runs[-1][1].append(coils[addr])
+        else:
+            runs.append((addr, [coils[addr]]))
+    return runs
+
+
 class PlcError(DockgateError):
     """A failed Modbus request, with its ``PLC_*`` code."""
 
@@ -149,8 +160,11 @@ class ModbusLineIO:
             if attempt:
                 await asyncio.sleep(0.05 * 2 ** (attempt - 1))
             try:
-                for addr, value in pending.items():
-                    await self._call("write_coil", addr, value)
+                for first_addr, values in _runs(pending):
+                    if len(values) == 1:
+                        await self._call("write_coil", first_addr, values[0])
+                    else:  # contiguous coils (a stack light usually is): one FC15 request
+                        await self._call("write_coils", first_addr, values)
                 first = min(pending)
                 count = max(pending) - first + 1
                 bits = (await self._call("read_coils", first, count=count)).bits
