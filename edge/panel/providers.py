@@ -3,7 +3,6 @@
 - :class:`GtinLotValidator`: typed codes checked with the GS1 grammar of ``edge/codes``.
 - :class:`NodeDeviceProvider`: device id from config, certificate expiry from the trust
   directory, model versions from ``models/manifest.json``.
-- :class:`LedgerSyncStatus`: events waiting in the ledger's outbox.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from edge.contracts.errors import DockgateError, ErrorCode
-from edge.panel.services import DeviceFacts, EquipmentKind, EquipmentStatus, PanelLedger
+from edge.panel.services import DeviceFacts
 
 CERT_FILE = "device.crt"  # same name as edge.trust.keys.CERT_FILE; read-only use here
 
@@ -68,20 +67,3 @@ class NodeDeviceProvider:
         except DockgateError:
             return {}
         return {name: entry.version for name, entry in sorted(entries.items())}
-
-
-class LedgerSyncStatus:
-    """Cloud sync as the ledger sees it: events not yet acknowledged by the cloud."""
-
-    kind: EquipmentKind = "sync"
-
-    def __init__(self, ledger: PanelLedger) -> None:
-        self.ledger = ledger
-
-    def status(self) -> list[EquipmentStatus]:
-        stats = self.ledger.outbox_stats()
-        return [
-            EquipmentStatus(
-                "sync", "cloud", "ok" if stats.pending == 0 else "warn", pending=stats.pending
-            )
-        ]

@@ -11,10 +11,13 @@ from fastapi import FastAPI
 from edge.config import EdgeConfig
 from edge.panel.app import create_app
 from edge.panel.config import PanelConfig
-from edge.panel.providers import LedgerSyncStatus, NodeDeviceProvider
+from edge.panel.equipment import SyncStatusProvider
+from edge.panel.providers import NodeDeviceProvider
 from edge.panel.review_store import SampleReviewQueue, Samples
 from edge.panel.services import PanelServices, StatusProvider
 from edge.runtime.bus import Bus
+
+SYNC_STATE_FILE = "sync-state.json"  # written by the sync agent (edge/sync/cli.py STATE_FILE)
 
 
 @runtime_checkable
@@ -37,7 +40,7 @@ def build_services(config: EdgeConfig, bus: Bus | None = None) -> PanelServices:
         expiry_block_days=config.ledger.expiry_block_days,
         synchronous=config.ledger.synchronous,
     )
-    equipment: list[StatusProvider] = [LedgerSyncStatus(ledger)]
+    equipment: list[StatusProvider] = [SyncStatusProvider(ledger, data_dir / SYNC_STATE_FILE)]
     return PanelServices(
         bus=bus or Bus(),
         device=NodeDeviceProvider(

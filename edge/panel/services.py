@@ -168,12 +168,13 @@ class EquipmentStatus:
 
     kind: EquipmentKind
     name: str
-    state: Literal["ok", "warn", "error", "off"]
+    state: Literal["ok", "warn", "error", "off", "disabled"]
     battery: float | None = None  # percent, AGVs
     order: str | None = None  # current order id, AGVs
     pending: int | None = None  # events waiting, sync
     last_success: str | None = None  # UTC, sync
     error_code: str | None = None
+    since: str | None = None  # UTC, when the link entered this state
 
 
 class StatusProvider(Protocol):

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from edge.ledger import Ledger
 from edge.panel.app import create_app
 from edge.panel.config import PanelConfig
-from edge.panel.providers import LedgerSyncStatus, NodeDeviceProvider
+from edge.panel.equipment import SyncStatusProvider
+from edge.panel.providers import NodeDeviceProvider
 from edge.panel.review_store import SampleReviewQueue
 from edge.panel.services import CARTON_TOPIC, CartonEvent, DefectBox, PanelServices
 from edge.panel.users import Role, UserStore
@@ -134,7 +135,7 @@ def make_env(tmp_path: Path, **config: object) -> PanelEnv:
         device=NodeDeviceProvider("edge-test", "site-01", tmp_path / "trust"),
         ledger=ledger,
         review=SampleReviewQueue(samples),
-        equipment=[LedgerSyncStatus(ledger)],
+        equipment=[SyncStatusProvider(ledger, tmp_path / "sync-state.json")],
     )
     app = create_app(services, cfg, tmp_path / "panel.db", hasher=FAST_ARGON2)
     users: UserStore = app.state.users
