@@ -328,15 +328,10 @@ def _freezes_and_conflicts(run: _Run) -> None:
     for row in run.accepted:
         p = row["payload"]
         if row["kind"] == "qa-freeze" and not _is_echo(row):
-            frontier = dict(
-                s.execute(
-                    select(Device.id, Device.hwm_seq).where(
-                        Device.org == dev.org, Device.id != dev.id
-                    )
-                )
-                .tuples()
-                .all()
+            others = select(Device.id, Device.hwm_seq).where(
+                Device.org == dev.org, Device.id != dev.id
             )
+            frontier = {str(i): int(h) for i, h in s.execute(others)}
             s.add(
                 Freeze(
                     org=dev.org,
