@@ -31,6 +31,7 @@ from edge.contracts.event import Event, EventKind, canonical_json, event_hash
 from edge.contracts.signing import Signer
 from edge.ledger import codes, db, migrations, projection, rules
 from edge.ledger.groupcommit import GroupCommit, Pending
+from edge.ledger.hashing import proves_intact
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -77,6 +78,7 @@ def row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
 
 
 EVENT_COLUMNS = "seq, id, device_id, ts, kind, actor, payload, prev_hash, hash"
+_ROW_ORDER = ("seq", "id", "device_id", "ts", "kind", "actor")
 
 
 class LedgerCore:
@@ -238,7 +240,11 @@ class LedgerCore:
         model_version: str | None,
     ) -> Event:
         try:
-            text = canonical_json(payload).decode()
+            # json.dumps is RFC 8785 for most payloads and ~10x faster; proves_intact checks
+            # that against event_hash (the authority) and the exact encoder takes over if not
+            fast = json.dumps(
+                payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            )
             body: dict[str, Any] = {
                 "id": event_id or str(uuid_utils.uuid7()),
                 "device_id": self.device_id,
@@ -246,11 +252,19 @@ class LedgerCore:
                 "ts": format_ts(self.clock()),
                 "kind": str(kind),
                 "actor": actor,
-                "payload": json.loads(text),
+                "payload": json.loads(fast),
                 "prev_hash": head.hash,
             }
+            digest = event_hash(body)
+            row = (*(body[c] for c in _ROW_ORDER), fast, head.hash, digest)
+            if proves_intact(row, fast, digest):
+                text = fast
+            else:  # floats, keys beyond the BMP...: the exact encoder decides the bytes
+                text = canonical_json(body["payload"]).decode()
+                body["payload"] = json.loads(text)
+                digest = event_hash(body)  # and what is stored must hash again when read
             # == Event(**body).sealed(), without dataclasses.asdict's deep copies
-            event = Event(**body, hash=event_hash(body))
+            event = Event(**body, hash=digest)
         except (TypeError, ValueError, OverflowError) as exc:  # not canonical-JSON-able
             raise DockgateError(
                 ErrorCode.EVENT_INVALID, f"payload cannot be hashed: {exc}"

@@ -8,16 +8,14 @@ at the row it was changed in, not at its innocent successor.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
-from json.encoder import encode_basestring
 from typing import Any
 
 from edge.contracts.event import GENESIS_HASH, canonical_json, event_hash
 from edge.ledger import projection
+from edge.ledger.hashing import proves_intact
 
 _FETCH = 2000
 
@@ -62,7 +60,7 @@ def _self_check(row: tuple[object, ...]) -> tuple[Any, _Break | None]:
     try:
         text = str(payload_text)
         payload = json.loads(text)
-        if _fast_intact(row, text, str(digest)):
+        if proves_intact(row, text, str(digest)):
             return payload, None
         body = {
             "id": str(eid),
@@ -83,34 +81,6 @@ def _self_check(row: tuple[object, ...]) -> tuple[Any, _Break | None]:
     if not canonical:
         return payload, _Break(body["seq"], body["id"], expected, str(digest), "not canonical")
     return payload, None
-
-
-def _fast_intact(row: tuple[object, ...], text: str, digest: str) -> bool:
-    """A quick proof that a row is exactly as written; False means "ask ``event_hash``".
-
-    The bytes hashed here are the row's strings JSON-encoded in RFC 8785's key order with the
-    stored payload text embedded verbatim. If their SHA-256 equals the stored hash, they equal
-    the canonical bytes the hash was made from (collision resistance), so every column, and
-    the payload text byte for byte, is as written. Any other outcome is decided by the exact
-    path (``event_hash`` + canonical check), so the verdict is always the exact one; this only
-    spares the pure-Python RFC 8785 encoder for the common, intact row.
-    """
-    seq, eid, device, ts, kind, actor, _payload, prev, _digest = row
-    if type(seq) is not int:
-        return False
-    enc = _enc
-    try:
-        blob = (
-            f'{{"actor":{enc(actor)},"device_id":{enc(device)},"id":{enc(eid)},"kind":{enc(kind)},'
-            f'"payload":{text},"prev_hash":{enc(prev)},"seq":{seq},"ts":{enc(ts)}}}'
-        )
-        return hashlib.sha256(blob.encode()).hexdigest() == digest
-    except (TypeError, UnicodeEncodeError):  # a non-text column, or lone surrogates
-        return False
-
-
-# JSON string encoding without ASCII escapes, as RFC 8785 writes strings (C implementation)
-_enc: Callable[[Any], str] = encode_basestring
 
 
 def _as_int(value: object) -> int:

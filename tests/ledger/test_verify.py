@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.event import Event, canonical_json, event_hash
 from edge.ledger import Ledger
-from edge.ledger.verify import _fast_intact, _self_check
+from edge.ledger.hashing import proves_intact
+from edge.ledger.verify import _self_check
 from tests.ledger.helpers import ACTOR
 
 
@@ -167,5 +171,23 @@ def test_fast_path_agrees_with_event_hash(payload: dict[str, Any], actor: str, s
     assert _self_check(row)[1] is None
     looser = json.dumps(json.loads(text), sort_keys=True)  # same value, other bytes
     if looser != text:
-        assert not _fast_intact(_row(event, looser), looser, event.hash)
+        assert not proves_intact(_row(event, looser), looser, event.hash)
         assert _self_check(_row(event, looser))[1] is not None
+
+
+@settings(max_examples=150, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=6), json_values, max_size=4))
+def test_stored_payload_is_exactly_rfc8785(payload: dict[str, Any]) -> None:
+    """Whatever path append takes to the bytes, they are the RFC 8785 encoding, and the hash
+    is event_hash of the stored event."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with Ledger.open(Path(tmp) / "l.db", "edge-01", synchronous="NORMAL") as led:
+            try:
+                r = led.record_read(payload, actor="device:edge-01")
+            except DockgateError as exc:
+                assert exc.code == ErrorCode.EVENT_INVALID
+                return
+            text = led.conn.execute("SELECT payload FROM events").fetchone()[0]
+            assert text == canonical_json(r.event.payload).decode()
+            assert r.event.hash == event_hash(r.event.body())
+            assert led.verify().ok
