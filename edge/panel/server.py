@@ -9,6 +9,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from edge.config import EdgeConfig
+from edge.contracts.errors import DockgateError
+from edge.contracts.signing import Signer
 from edge.panel.app import create_app
 from edge.panel.config import PanelConfig
 from edge.panel.equipment import SyncStatusProvider
@@ -36,6 +38,7 @@ def build_services(config: EdgeConfig, bus: Bus | None = None) -> PanelServices:
     ledger = Ledger.open(
         config.ledger.resolved_path(config.device),
         config.device.id,
+        signer=_device_signer(config),
         expiry_warning_days=config.ledger.expiry_warning_days,
         expiry_block_days=config.ledger.expiry_block_days,
         synchronous=config.ledger.synchronous,
@@ -90,3 +93,15 @@ def _sample_store(config: EdgeConfig) -> Samples:
     ocr = config.ocr
     root = ocr.samples_dir or config.device.data_dir / "ocr-samples"
     return SampleStore(root, max_bytes=ocr.samples_max_mb * 1024 * 1024)
+
+
+def _device_signer(config: EdgeConfig) -> Signer | None:
+    """The device's signer once enrolled; before that the ledger keeps events unsigned and
+    signs them in order later (``Ledger.sign_pending``), so a new node still works."""
+    from edge.trust.keys import load_identity
+    from edge.trust.signer import DeviceSigner
+
+    try:
+        return DeviceSigner(load_identity(config.sync.resolved_trust_dir(config.device.data_dir)))
+    except DockgateError:
+        return None

@@ -117,3 +117,62 @@ def _read_events(
                 if len(events) == n:
                     break
     return events
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dock-panel")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "panel.crt", tmp_path / "panel.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    os.chmod(key_path, 0o600)
+    return cert_path, key_path
+
+
+@pytest.mark.slow
+def test_over_tls_the_cookie_is_secure_and_host_only(tmp_path: Path, port: int) -> None:
+    import threading
+
+    import uvicorn
+
+    from edge.panel.server import uvicorn_config
+    from tests.panel.support import make_env
+
+    cert, key = _self_signed(tmp_path)
+    env = make_env(tmp_path, tls_cert=cert, tls_key=key)
+    server = uvicorn.Server(uvicorn_config(env.app, env.config, port=port))
+    thread = threading.Thread(target=server.run, name="panel-uvicorn-tls")
+    thread.start()
+    try:
+        wait_for_port(port)
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert)) as http:
+            r = http.get("/login")
+            cookie = r.headers["set-cookie"]
+            assert cookie.startswith("__Host-dg_session=")
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            _login(http, "op")
+            assert http.get("/stock", headers={"accept": "text/html"}).status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        env.ledger.close()

@@ -40,7 +40,16 @@ async def login(request: Request) -> Response:
     wait = limiter.retry_after(*keys)
     if wait:
         deps.audit(request).record(username, "login", outcome="rate-limited", detail=client)
-        raise DockgateError(ErrorCode.RATE_LIMITED, "too many attempts", retry_after=wait)
+        code = ErrorCode.RATE_LIMITED.value
+        return deps.render(
+            request,
+            "login.html",
+            status=429,
+            next=target,
+            error=code,
+            username=username,
+            headers={"X-Error-Code": code, "Retry-After": str(wait)},
+        )
     users: UserStore = request.app.state.users
     try:
         user = users.authenticate(username, data.get("password", ""), data.get("totp", ""))
