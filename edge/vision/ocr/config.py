@@ -20,10 +20,10 @@ class OcrConfig(StrictModel):
         2, ge=1, le=16, description="onnxruntime intra-op threads for the recogniser"
     )
     squeeze: float = Field(
-        0.8,
+        0.7,
         ge=0.5,
         le=1.2,
-        description="horizontal scale of line crops before recognition (<1 is faster)",
+        description="horizontal scale of line crops before recognition (measured best 0.65-0.8)",
     )
     asn_other_weight: float = Field(
         0.1,

@@ -87,6 +87,18 @@ def _ink(gray: Gray, k: int) -> Gray:
     return (hat > thr).astype(np.uint8) * 255
 
 
+def _drop_border_marks(ink: Gray) -> Gray:
+    """Remove ink blobs that touch the crop's edge: label and carton edges, not print."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    h, w = ink.shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    touching = (x <= 0) | (y <= 0) | (x + bw >= w) | (y + bh >= h)
+    touching[0] = True  # background label
+    keep = np.where(touching, 0, 255).astype(np.uint8)
+    out: Gray = keep[labels]
+    return out
+
+
 def _find_region(gray: Gray) -> tuple[int, int, int, int] | None:
     full_h, full_w = gray.shape
     s = WORK_WIDTH / full_w if full_w > WORK_WIDTH else 1.0
@@ -97,13 +109,17 @@ def _find_region(gray: Gray) -> tuple[int, int, int, int] | None:
     joined = cv2.morphologyEx(
         ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (13, 4))
     )
-    n, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    contours, _ = cv2.findContours(joined, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     blobs = []
-    for i in range(1, n):
-        bx, by, bw, bh, area = (int(v) for v in stats[i])
-        # a text line is wider than tall, not huge, and its box is fairly full of joined ink
-        if bh < 5 or bw < 2 * bh or bh > small.shape[0] // 3 or area < 0.3 * bw * bh:
+    max_h = small.shape[0] // 3
+    for c in contours:
+        (_, _), (rw, rh), _ = cv2.minAreaRect(c)
+        long, short = max(rw, rh), min(rw, rh)
+        area = cv2.contourArea(c)
+        # a text line is long and thin (any skew), not huge, and fills its rotated box
+        if short < 4 or long < 2 * short or short > max_h or area < 0.35 * long * short:
             continue
+        bx, by, bw, bh = cv2.boundingRect(c)
         blobs.append((bx, by, bw, bh))
     if not blobs:
         return None
@@ -119,7 +135,12 @@ def _find_region(gray: Gray) -> tuple[int, int, int, int] | None:
                 continue
             gap = max(b[1] - y1, y0 - (b[1] + b[3]))
             overlap = min(x1, b[0] + b[2]) - max(x0, b[0])
-            if gap < 2.0 * seed[3] and overlap > 0.2 * min(b[2], x1 - x0):
+            # words of the same line: side by side, overlapping in height
+            h_gap = max(b[0] - x1, x0 - (b[0] + b[2]))
+            v_overlap = min(y1, b[1] + b[3]) - max(y0, b[1])
+            stacked = gap < 2.0 * seed[3] and overlap > 0.2 * min(b[2], x1 - x0)
+            beside = h_gap < 4.0 * seed[3] and v_overlap > 0.4 * min(b[3], seed[3])
+            if stacked or beside:
                 x0, y0 = min(x0, b[0]), min(y0, b[1])
                 x1, y1 = max(x1, b[0] + b[2]), max(y1, b[1] + b[3])
                 score += b[2] * b[3]
@@ -148,7 +169,8 @@ def _skew(gray: Gray) -> float:
     h, w = gray.shape
     s = min(1.0, 200 / max(w, 1))
     small = cv2.resize(gray, (max(round(w * s), 8), max(round(h * s), 8)))
-    ink = _ink(small, max(5, (min(small.shape) // 6) | 1)).astype(np.float32)
+    ink = _drop_border_marks(_ink(small, max(5, (min(small.shape) // 6) | 1)))
+    ink = ink.astype(np.float32)
     if ink.sum() == 0:
         return 0.0
     center = (small.shape[1] / 2, small.shape[0] / 2)
@@ -167,7 +189,7 @@ def _split_lines(gray: Gray) -> list[Gray]:
     """Cut a deskewed region into text lines at the gaps of its row ink profile."""
     h, w = gray.shape
     k = max(5, (min(h, 60) // 4) | 1)
-    ink = _ink(gray, k)
+    ink = _drop_border_marks(_ink(gray, k))
     ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 1)))
     rows = ink.sum(axis=1).astype(np.float64) / 255.0
     if rows.max(initial=0.0) <= 0:
@@ -182,7 +204,7 @@ def _split_lines(gray: Gray) -> list[Gray]:
         elif not v and start is not None:
             bands.append((start, i))
             start = None
-    bands = _merge_bands(bands)
+    bands = [piece for band in _merge_bands(bands) for piece in _split_band(rows, *band)]
     if not bands:
         return [normalise(gray)]
     tallest = max(b - a for a, b in bands)
@@ -196,6 +218,25 @@ def _split_lines(gray: Gray) -> list[Gray]:
         crop = gray[max(a - pad, 0) : min(b + pad, h), max(x0 - xpad, 0) : min(x1 + xpad, w)]
         out.append(normalise(crop))
     return out
+
+
+def _split_band(rows: npt.NDArray[np.float64], a: int, b: int) -> list[tuple[int, int]]:
+    """Split a band at a deep valley of its row profile: two lines printed close together.
+
+    The profile is smoothed over a tenth of the band first, so the gaps between the dot rows
+    of one dot-matrix line do not count as valleys.
+    """
+    height = b - a
+    if height < 12:
+        return [(a, b)]
+    win = max(3, height // 10)
+    prof = np.convolve(rows[a:b], np.ones(win) / win, mode="same")
+    lo, hi = int(height * 0.3), int(height * 0.7)
+    cut = lo + int(np.argmin(prof[lo:hi]))
+    left, right = float(prof[:cut].max(initial=0.0)), float(prof[cut:].max(initial=0.0))
+    if prof[cut] >= 0.3 * min(left, right):
+        return [(a, b)]
+    return _split_band(rows, a, a + cut) + _split_band(rows, a + cut, b)
 
 
 def _merge_bands(bands: list[tuple[int, int]]) -> list[tuple[int, int]]:

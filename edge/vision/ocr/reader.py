@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.contracts.errors import ErrorCode
+from edge.vision.ocr.asn import AsnMatcher
 from edge.vision.ocr.config import OcrConfig
 from edge.vision.ocr.decode import Decoder, FieldRead, LineRead
 from edge.vision.ocr.fuse import FusedField, fuse_field
@@ -83,6 +84,7 @@ class CartonRead:
 class FrameRead:
     located: Located
     lines: tuple[LineRead, ...]
+    probs: tuple[npt.NDArray[np.float64], ...]  # per line, for scoring ASN values
 
     @property
     def text(self) -> str:
@@ -110,6 +112,7 @@ class Reader:
             threads=self.config.threads, models_dir=models_dir, squeeze=self.config.squeeze
         )
         self.decoder = Decoder(self.recognizer.charset)
+        self.matcher = AsnMatcher(self.decoder.index)
         self.samples = samples
         self._lock = threading.Lock()
         self._warm_decoder()
@@ -170,7 +173,7 @@ class Reader:
         img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
         located = locate(img)
         probs = self.recognizer(located.lines)
-        return FrameRead(located, tuple(self.decoder.line(p) for p in probs))
+        return FrameRead(located, tuple(self.decoder.line(p) for p in probs), tuple(probs))
 
     def _result(
         self,
@@ -186,20 +189,37 @@ class Reader:
                     reads.setdefault(f.name, []).append(f)
         fused: dict[str, FusedField] = {}
         for name, rs in reads.items():
-            expected = [getattr(a, name) for a in expect] if expect and name in REQUIRED else []
-            ff = fuse_field(
-                self.decoder,
-                rs,
-                expected=expected,
-                other_weight=self.config.asn_other_weight if expected else 1.0,
-                evidence_weight=self.config.evidence_weight,
-            )
+            ff = fuse_field(self.decoder, rs, evidence_weight=self.config.evidence_weight)
             if ff is not None:
                 fused[name] = ff
         text = max(frames, key=lambda f: len(f.text)).text if frames else ""
-        missing = [n for n in REQUIRED if n not in fused]
-        confidence = min((f.confidence for f in fused.values()), default=0.0)
         values = {n: (fused[n].value if n in fused else None) for n in (*REQUIRED, *OPTIONAL)}
+        confs = {n: f.confidence for n, f in fused.items()}
+        match = None
+        if expect:
+            open_reads = {
+                n: (f.value, f.confidence, frozenset(r.tag for r in reads[n]))
+                for n, f in fused.items()
+                if n in REQUIRED
+            }
+            match = self.matcher.match(
+                [fr.probs for fr in frames],
+                [{"gtin": a.gtin, "lot": a.lot, "expiry": a.expiry} for a in expect],
+                open_reads,
+                self.config.asn_other_weight,
+            )
+        open_conf = min((confs[n] for n in REQUIRED if n in confs), default=0.0)
+        if match is not None and (
+            match.probability >= self.config.accept_threshold
+            or match.probability > open_conf
+            or any(n not in fused for n in REQUIRED)
+        ):
+            # the ASN record explains the frames better than the open read: report it
+            values.update(match.values)
+            for n in REQUIRED:
+                confs[n] = match.probability
+        missing = [n for n in REQUIRED if values[n] is None]
+        confidence = min((confs[n] for n in values if values[n] is not None), default=0.0)
         status, reason = self._status(missing, confidence, values, expect, frames)
         return CartonRead(
             file=file,
@@ -224,6 +244,11 @@ class Reader:
             return UNREADABLE, f"{code}: no printed text found"
         if missing:
             return UNREADABLE, f"{code}: no {', '.join(missing)} read"
+        unread = [n for n in OPTIONAL if values[n] is None and _printed(n, frames)]
+        if unread:
+            # an optional field is printed (its label is there) but was not read: accepting
+            # would book the carton without it
+            return REVIEW, f"{code}: {', '.join(unread)} printed but not read"
         if expect:
             on_list = {(a.gtin, a.lot, a.expiry) for a in expect}
             key = (values["gtin"], values["lot"], values["expiry"])
@@ -236,6 +261,15 @@ class Reader:
                 f"{code}: confidence {confidence:.3f} below {self.config.accept_threshold}",
             )
         return ACCEPTED, None
+
+
+# Labels that show an optional field is printed, as the recogniser spells them.
+_OPTIONAL_MARKS = {"sscc": ("(00)", "SSCC"), "prod_date": ("(11)", "PROD", "生产")}
+
+
+def _printed(name: str, frames: Sequence[FrameRead]) -> bool:
+    text = "\n".join(fr.text.upper() for fr in frames)
+    return any(mark in text for mark in _OPTIONAL_MARKS[name])
 
 
 def _sample_crop(image: npt.NDArray[np.uint8], located: Located) -> npt.NDArray[np.uint8]:

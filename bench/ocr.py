@@ -1,0 +1,224 @@
+"""Carton-code OCR benchmark: accuracy, acceptance and latency per smudge bucket.
+
+Reads generated 1280x720 frames (fixtures.cartons, seeded) at 0, 10, 20, 30, 40 and 50 %
+smudge and prints, per bucket, for
+
+- Dockgate without an ASN list,
+- Dockgate with an ASN list (the carton's own line among ``--asn-size`` lines of other cartons),
+- RapidOCR's default pipeline (rapidocr.RapidOCR with its bundled PP-OCRv6 files, nothing
+  downloaded) on the same frames, in the same run, as the reference column; its text is parsed
+  with the same grammar (edge.codes.text.parse_text) and a parse with GTIN, lot and expiry
+  counts as its "accepted" read (it has no confidence gate),
+
+these columns: frames, share ACCEPTED, field-exact accuracy of ACCEPTED reads (every field the
+carton prints, prod date and SSCC included), share ACCEPTED and correct, wrong ACCEPTED count,
+share of printed lines whose ``text`` is exact, latency p50 / p95 in ms per frame end to end.
+
+The machine is shared and has 2 cores: timings are noisy, so the table shows medians and the
+latency ratio to RapidOCR measured in the same run. RapidOCR takes ~1 s per frame here, so by
+default it reads the first ``--ref-per-bucket`` frames of each bucket (the same frames Dockgate
+reads first); ``--ref-per-bucket 0`` reads them all.
+
+    .venv/bin/python bench/ocr.py                  # 100 frames per bucket
+    .venv/bin/python bench/ocr.py --frames 20      # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge.codes.text import parse_text
+from edge.vision.ocr.config import OcrConfig
+from edge.vision.ocr.reader import ASN, Reader
+
+BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+FIELDS = ("gtin", "lot", "expiry", "prod_date", "sscc")
+REFERENCE_DAY_ISO = "2026-11-22"
+
+
+@dataclass
+class Tally:
+    n: int = 0
+    accepted: int = 0
+    correct: int = 0
+    wrong: int = 0
+    lines: int = 0
+    lines_exact: int = 0
+    ms: list[float] = field(default_factory=list)
+    wrong_examples: list[str] = field(default_factory=list)
+
+    def add(self, accepted: bool, ok: bool, ms: float, text: str, truth_lines: list[str]) -> None:
+        self.n += 1
+        self.ms.append(ms)
+        if accepted:
+            self.accepted += 1
+            self.correct += ok
+            self.wrong += not ok
+        got = text.split("\n")
+        self.lines += len(truth_lines)
+        self.lines_exact += sum(1 for t in truth_lines if t in got)
+
+    def row(self) -> list[str]:
+        if not self.n:
+            return ["-"] * 7
+        acc = self.accepted / self.n
+        exact = self.correct / self.accepted if self.accepted else float("nan")
+        return [
+            f"{100 * acc:.1f}",
+            "-" if not self.accepted else f"{100 * exact:.1f}",
+            f"{100 * self.correct / self.n:.1f}",
+            str(self.wrong),
+            f"{100 * self.lines_exact / max(self.lines, 1):.1f}",
+            f"{np.percentile(self.ms, 50):.0f}",
+            f"{np.percentile(self.ms, 95):.0f}",
+        ]
+
+
+def frames(per_bucket: int, seed: int) -> Iterator[tuple[float, int, np.ndarray, dict[str, Any]]]:
+    from fixtures.cartons import frame_seed, generate_frame
+
+    for smudge in BUCKETS:
+        for i in range(per_bucket):
+            fseed = frame_seed(seed, round(smudge * 100), i)
+            image, truth = generate_frame(fseed, smudge=smudge)
+            yield smudge, fseed, image, truth
+
+
+def truth_fields(truth: dict[str, Any]) -> dict[str, str | None]:
+    return {k: (str(truth[k]) if truth.get(k) is not None else None) for k in FIELDS}
+
+
+def make_asn(truth: dict[str, Any], others: list[dict[str, Any]], seed: int) -> list[ASN]:
+    """The carton's line among the lines of ``others`` (one truck), each with three decoys:
+    near-miss lots (look-alike swapped), same GTIN other lot, same lot other expiry."""
+    from fixtures.cartons import asn_for
+
+    lines = asn_for([truth, *others], decoys=3, seed=seed)
+    return [ASN(x["gtin"], x["lot"], x["expiry"]) for x in lines]
+
+
+def rapidocr_reader() -> Callable[[np.ndarray], tuple[str, dict[str, str | None], bool]]:
+    """RapidOCR's default pipeline on its bundled files; returns text, fields, complete."""
+    import logging
+
+    from rapidocr import RapidOCR
+
+    engine = RapidOCR(params={"Global.log_level": "error"})
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+    ref_day = __import__("datetime").date.fromisoformat(REFERENCE_DAY_ISO)
+
+    def read(image: np.ndarray) -> tuple[str, dict[str, str | None], bool]:
+        out = engine(image)
+        texts = list(out.txts or ())
+        text = "\n".join(texts)
+        parsed = parse_text(text, today=ref_day, max_lines=max(3, len(texts)))
+        got: dict[str, str | None] = dict.fromkeys(FIELDS)
+        for m in parsed.matches:
+            v = m.value
+            got[m.field] = v if isinstance(v, str) else v.isoformat()
+        complete = all(got[k] for k in ("gtin", "lot", "expiry"))
+        return text, got, complete
+
+    return read
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--frames", type=int, default=100, help="frames per smudge bucket")
+    ap.add_argument("--ref-per-bucket", type=int, default=20, help="RapidOCR frames per bucket")
+    ap.add_argument("--asn-size", type=int, default=10, help="cartons per ASN (x4 with decoys)")
+    ap.add_argument("--seed", type=int, default=4_000_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, help="also write the raw tallies here")
+    ap.add_argument("--show-wrong", action="store_true", help="print every wrong ACCEPTED read")
+    args = ap.parse_args(argv)
+
+    reader = Reader(OcrConfig(threads=args.threads))
+    ref = rapidocr_reader() if args.ref_per_bucket >= 0 else None
+    ref_n = args.ref_per_bucket or args.frames
+    systems = ("dockgate", "dockgate+asn", "rapidocr")
+    tallies = {(s, b): Tally() for s in systems for b in BUCKETS}
+    recent: list[dict[str, Any]] = []
+    t_start = time.time()
+    for smudge, seed, image, truth in frames(args.frames, args.seed):
+        want = truth_fields(truth)
+        lines = list(truth["lines"])
+        r = reader.read(image)
+        ok = all(getattr(r, k) == want[k] for k in FIELDS)
+        tallies["dockgate", smudge].add(r.status == "ACCEPTED", ok, r.latency_ms, r.text, lines)
+        if r.status == "ACCEPTED" and not ok:
+            tallies["dockgate", smudge].wrong_examples.append(f"{seed}: {r} vs {want}")
+        asn = make_asn(truth, recent, seed)
+        ra = reader.read(image, asn)
+        ok_a = all(getattr(ra, k) == want[k] for k in FIELDS)
+        t_asn = tallies["dockgate+asn", smudge]
+        t_asn.add(ra.status == "ACCEPTED", ok_a, ra.latency_ms, ra.text, lines)
+        if ra.status == "ACCEPTED" and not ok_a:
+            tallies["dockgate+asn", smudge].wrong_examples.append(f"{seed}: {ra} vs {want}")
+        recent = [truth, *recent][: args.asn_size - 1]
+        if ref is not None and tallies["rapidocr", smudge].n < ref_n:
+            t0 = time.perf_counter()
+            text, got, complete = ref(image)
+            ms = (time.perf_counter() - t0) * 1000
+            tallies["rapidocr", smudge].add(complete, got == want, ms, text, lines)
+    elapsed = time.time() - t_start
+    print_table(tallies, systems, args, elapsed)
+    if args.show_wrong:
+        for (s, b), t in tallies.items():
+            for ex in t.wrong_examples:
+                print(f"WRONG {s} {b:.0%}: {ex}")
+    if args.json:
+        raw = {f"{s}@{b}": t.__dict__ for (s, b), t in tallies.items()}
+        args.json.write_text(json.dumps(raw, indent=1, default=str))
+    return 0
+
+
+def print_table(
+    tallies: dict[tuple[str, float], Tally], systems: tuple[str, ...], args: Any, elapsed: float
+) -> None:
+    heads = ["acc%", "exact%", "acc+ok%", "wrong", "text%", "p50", "p95"]
+    print(
+        f"OCR bench: {args.frames} frames per bucket (RapidOCR: first "
+        f"{args.ref_per_bucket or args.frames}), ASN of {args.asn_size} cartons + 3 decoys each, "
+        f"{args.threads} threads, {elapsed:.0f} s"
+    )
+    print("columns: acc% = share ACCEPTED; exact% = field-exact among ACCEPTED; acc+ok% = share")
+    print("ACCEPTED and correct; wrong = wrong ACCEPTED; text% = printed lines read exactly;")
+    print("p50/p95 = ms per frame end to end (shared 2-core machine: noisy, see the ratio)")
+    print()
+    header = "| smudge | " + " | ".join(f"{s} {h}" for s in systems for h in heads) + " |"
+    print(header)
+    print("|" + "---|" * (1 + len(systems) * len(heads)))
+    for b in BUCKETS:
+        cells = [c for s in systems for c in tallies[s, b].row()]
+        print(f"| {b:.0%} | " + " | ".join(cells) + " |")
+    total = {s: Tally() for s in systems}
+    for (s, _), t in tallies.items():
+        for k in ("n", "accepted", "correct", "wrong", "lines", "lines_exact"):
+            setattr(total[s], k, getattr(total[s], k) + getattr(t, k))
+        total[s].ms += t.ms
+    print("| all | " + " | ".join(c for s in systems for c in total[s].row()) + " |")
+    print()
+    d, r = total["dockgate"].ms, total["rapidocr"].ms
+    if d and r:
+        print(
+            f"latency, same run: Dockgate p50 {np.median(d):.0f} ms, RapidOCR p50 "
+            f"{np.median(r):.0f} ms, ratio {np.median(r) / np.median(d):.1f}x faster"
+        )
+    wrong = sum(total[s].wrong for s in ("dockgate", "dockgate+asn"))
+    print(f"wrong ACCEPTED in the whole benchmark (Dockgate, both modes): {wrong}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
