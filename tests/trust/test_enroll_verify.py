@@ -87,6 +87,19 @@ def test_enroll_cli_then_verify_cli(served: CloudProcess, tmp_path: Path) -> Non
     ident = load_identity(trust)
     status = dockgate("edge", "status", "--config", str(edge_toml), "--json")
     assert json.loads(status.stdout)["enrolled"] is True
+    # a few ledger events, pushed by 'dockgate edge sync --once'
+    from edge.ledger import Ledger
+    from edge.trust.signer import DeviceSigner
+
+    with Ledger.open(tmp_path / "edge" / "ledger.db", "edge-07", signer=DeviceSigner(ident)) as led:
+        led.add_sku("SKU-A", gtin="4006381333931", actor="user:lin")
+        head = led.head()[0]
+    with edge_toml.open("a") as fh:
+        fh.write(f'[sync]\ncloud_url = "{served.url}"\n')
+    pushed = dockgate("edge", "sync", "--config", str(edge_toml), "--once")
+    assert f"sent {head} events" in pushed.stdout
+    status = json.loads(dockgate("edge", "status", "--config", str(edge_toml), "--json").stdout)
+    assert status["pending"] == 0 and status["cloud_hwm"] == head and status["last_success"]
 
     events = make_events("edge-07", 3)
     envs = signed(ident, events)
