@@ -148,13 +148,13 @@ def make_env(tmp_path: Path, **config: object) -> PanelEnv:
 def carton(i: int, status: str = "ACCEPTED", lot: str = "A24B117", **kw: object) -> CartonEvent:
     now = datetime.now(UTC) - timedelta(seconds=30 - i)
     fields = {"gtin": GTIN_A, "lot": lot, "expiry": "2027-08-31"}
-    if status == "UNREADABLE":
+    if status in ("UNREADABLE", "ERROR"):
         fields = {}
     args: dict[str, object] = dict(
         carton_id=f"c{i:04d}",
         ts=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         status=status,
-        confidence=0.97 if status == "ACCEPTED" else 0.55,
+        confidence={"ACCEPTED": 0.97, "REVIEW": 0.71, "UNREADABLE": 0.12}.get(status, 0.0),
         fields=fields,
         defect="ok",
         defect_score=0.03,
@@ -184,7 +184,16 @@ def publish_samples(bus: Bus) -> None:
     )
     bus.publish(
         CARTON_TOPIC,
-        carton(5, "ERROR", reason="IMAGE_INVALID", crop=None, signature="unsigned", agv_task=None),
+        carton(
+            5,
+            "ERROR",
+            reason="IMAGE_INVALID",
+            crop=None,
+            signature="unsigned",
+            agv_task=None,
+            defect="not_run",
+            defect_score=None,
+        ),
     )
 
 

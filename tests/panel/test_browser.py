@@ -17,7 +17,14 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from edge.panel.services import CARTON_TOPIC, DefectBox
 from tests.panel.conftest import Served
-from tests.panel.support import PASSWORD, carton, labels, publish_history, publish_samples
+from tests.panel.support import (
+    PASSWORD,
+    XSS,
+    carton,
+    labels,
+    publish_history,
+    publish_samples,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -83,6 +90,16 @@ def test_operator_and_qa_journey(served: Served, browser: Browser, artifacts_dir
     expect(page.locator(".carton")).to_have_count(5)
     env.bus.publish(CARTON_TOPIC, carton(6, lot="A24B120"))
     expect(page.locator(".carton").first).to_have_attribute("data-carton", "c0006")
+    # markup in a lot number arriving live stays text, in the real browser too
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    evil = '<img src=x onerror="alert(1)">'
+    env.bus.publish(CARTON_TOPIC, carton(90, lot=XSS, agv_task=evil))
+    card = page.locator('[data-carton="c0090"]')
+    expect(card).to_contain_text(XSS)
+    expect(card).to_contain_text(evil)
+    assert card.locator("script, img").count() == 0 and dialogs == []
+    card.evaluate("e => e.remove()")
     time.sleep(1.6)  # let the arrival highlight fade before the picture
     shot(page, out, "live")
     assert small_targets(page) == []
