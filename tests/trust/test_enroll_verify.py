@@ -194,3 +194,18 @@ def test_verify_reports_unknown_and_expired(tmp_path: Path) -> None:
         "CERT_CHAIN_INVALID"
     )
     assert dt.datetime.now(dt.UTC) < a.cert.not_valid_after_utc
+
+
+def test_verify_revoked_device_keeps_what_it_sent_before(tmp_path: Path) -> None:
+    from edge.contracts.envelope import DeviceKey
+    from edge.trust.verify_cli import Trust, check
+    from tests.trust.pki import make_ca, make_device
+
+    issuer = make_ca(tmp_path)
+    a = make_device(issuer, "edge-01")
+    fp = DeviceKey.from_cert(a.cert).fingerprint
+    trust = Trust([issuer.root], [issuer.cert], {fp: a.cert}, revoked={"edge-01": 2})
+    heads: dict[str, tuple[int, str]] = {}
+    verdicts = [check(t, trust, heads) for t in signed(a, make_events("edge-01", 3))]
+    assert verdicts[:2] == ["valid", "valid"]
+    assert verdicts[2].startswith("DEVICE_REVOKED: revoked certificate")
