@@ -63,9 +63,30 @@ def value_forms(field: str, value: str, tags: frozenset[str] = frozenset()) -> t
     return tuple(v for k in sorted(kinds) for v in forms[k])
 
 
+# Characters PP-OCR confuses on dot-matrix and thermal print (seen on generated and hand
+# frames): a confident 'H' where 'N' is printed is common, so an expected 'N' should not be
+# ruled out by it. Candidates and the open read are scored on the same softened matrices.
+LOOKALIKES = ("0OQD", "8B", "1I", "2Z", "5S", "6G", "UV", "HNM")
+
+
 class AsnMatcher:
-    def __init__(self, index: Mapping[str, int]) -> None:
+    def __init__(self, index: Mapping[str, int], confusion: float = 0.15) -> None:
+        """``confusion``: share of a class's probability spread over its look-alikes."""
         self.index = index
+        self.groups = [
+            np.asarray([index[c] for c in g if c in index], dtype=np.intp) for g in LOOKALIKES
+        ]
+        self.confusion = confusion
+
+    def soften(self, probs: Probs) -> Probs:
+        """Spread ``confusion`` of each look-alike class's probability over its group."""
+        if self.confusion <= 0:
+            return probs
+        out = probs.copy()
+        for g in self.groups:
+            mean = probs[:, g].mean(axis=1, keepdims=True)
+            out[:, g] = (1 - self.confusion) * probs[:, g] + self.confusion * mean
+        return out
 
     def _labels(self, text: str) -> list[int] | None:
         out = [self.index.get(c) for c in text]
@@ -111,13 +132,14 @@ class AsnMatcher:
         """
         if not expect or not any(frames):
             return None
+        soft = [[self.soften(p) for p in lines] for lines in frames]
         scores: dict[str, dict[str, float]] = {}
         for f in MATCHED:
             wanted = [r[f] for r in expect]
             if f in open_reads:
                 wanted.append(open_reads[f][0])
             tags = open_reads[f][2] if f in open_reads else frozenset()
-            scores[f] = self.field_scores(frames, f, wanted, tags)
+            scores[f] = self.field_scores(soft, f, wanted, tags)
         records = list(dict.fromkeys(tuple(r[f] for f in MATCHED) for r in expect))
         rec_scores = [
             sum(scores[f][v] for f, v in zip(MATCHED, rec, strict=True)) for rec in records

@@ -234,7 +234,7 @@ def _split_band(rows: npt.NDArray[np.float64], a: int, b: int) -> list[tuple[int
     lo, hi = int(height * 0.3), int(height * 0.7)
     cut = lo + int(np.argmin(prof[lo:hi]))
     left, right = float(prof[:cut].max(initial=0.0)), float(prof[cut:].max(initial=0.0))
-    if prof[cut] >= 0.3 * min(left, right):
+    if prof[cut] >= 0.4 * min(left, right):
         return [(a, b)]
     return _split_band(rows, a, a + cut) + _split_band(rows, a + cut, b)
 
