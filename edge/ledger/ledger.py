@@ -15,8 +15,9 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -62,7 +63,15 @@ class _Request:
 class _Head:
     seq: int
     hash: str
-    created: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Block:
+    """An open ``transaction()``: its thread, the chain head inside it, a storage failure."""
+
+    owner: int
+    head: _Head
+    failure: DockgateError | None = None
 
 
 def format_ts(moment: datetime) -> str:
@@ -106,6 +115,7 @@ class LedgerCore:
         self.local_tz = timezone(timedelta(minutes=utc_offset_minutes))
         self.lock = threading.RLock()  # one connection: every use is serialised
         self.group: GroupCommit[AppendResult] = GroupCommit(self._run_batch)
+        self._block: _Block | None = None  # an open transaction() block, if any
 
     @staticmethod
     def _open_db(
@@ -151,7 +161,66 @@ class LedgerCore:
         ``LEDGER_WRITE_FAILED`` when SQLite cannot commit; nothing is written then.
         """
         request = _Request(str(kind), payload, actor, event_id, model_version)
+        block = self._block
+        if block is not None and block.owner == threading.get_ident():
+            return self._append_in_block(block, request)
         return self.group.submit(request)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several appends as ONE transaction (e.g. a carton's read, verdict and receipt).
+
+        Appends inside the block return at once; they become durable together when the block
+        exits, and an exception leaving the block rolls all of them back. A refused append
+        inside raises as usual and is undone alone. Other threads' appends wait for the block;
+        a nested block joins the outer one. Keep blocks short: they hold the writer.
+        """
+        me = threading.get_ident()
+        if self._block is not None and self._block.owner == me:
+            yield
+            return
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                block = _Block(me, self._head())
+            except (sqlite3.Error, OSError) as exc:
+                db.raise_storage_error(exc, "begin")
+            self._block = block
+            try:
+                yield
+                if block.failure is not None:  # swallowed by the caller: still no half-writes
+                    raise block.failure
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error | OSError):
+                    db.raise_storage_error(exc, "commit")
+                raise
+            finally:
+                self._block = None
+
+    def _append_in_block(self, block: _Block, req: _Request) -> AppendResult:
+        if block.failure is not None:
+            raise block.failure
+        head, saved = block.head, (block.head.seq, block.head.hash)
+        self.conn.execute("SAVEPOINT one")
+        try:
+            result = self._append_one(req, head)
+        except BaseException as exc:
+            head.seq, head.hash = saved
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK TO one")
+                self.conn.execute("RELEASE one")
+            if isinstance(exc, sqlite3.Error | OSError):
+                try:
+                    db.raise_storage_error(exc, "append")
+                except DockgateError as err:
+                    block.failure = err
+                    raise
+            raise
+        self.conn.execute("RELEASE one")
+        return result
 
     def context(self) -> rules.Context:
         today: date = self.clock().astimezone(self.local_tz).date()
