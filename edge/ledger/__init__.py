@@ -12,6 +12,7 @@ operator's way in. The API at a glance (all thread-safe, all codes from ``edge.c
   cycle_count freeze release expiry_block hold_unidentified identify record_read
   record_verdict``, master data ``add_sku add_unit add_supplier add_location``, the daily
   ``block_expiring``. A repeated ``event_id`` returns the original result (``duplicate=True``).
+  ``with ledger.transaction():`` makes several appends one all-or-nothing transaction.
 - read: ``stock batches frozen_batches history events head held_locations sku_by_gtin
   choose_putaway_slot kpis``.
 - sync agent: ``outbox_pending(limit) outbox_ack(up_to_seq) outbox_stats() sign_pending(signer)``.
