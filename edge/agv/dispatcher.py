@@ -28,6 +28,7 @@ from edge.agv.fleet import (
     DispatchTask,
     Link,
     action_final,
+    action_status,
     rejection,
 )
 from edge.agv.messages import (
@@ -261,6 +262,9 @@ class Dispatcher:
             self._save(row, "acknowledged", detail=f"update {row.order_update_id}")
         if not row.acked:
             return
+        if not row.picked and action_status(st, f"{row.order_id}-pick") == "FINISHED":
+            row.picked = True
+            self._save(row, "picked", detail=f"carton {row.carton_id} on {key}")
         last = len(row.route) - 1
         if row.released_upto < last:
             if st.new_base_request or st.last_node_sequence_id >= row.released_upto - 2:
@@ -389,13 +393,16 @@ class Dispatcher:
             self._busy.pop(row.agv, None)
             row.failed_agvs.append(row.agv)
         self._sent_at.pop(row.task_id, None)
+        if row.picked:
+            # The carton rides on the failed AGV: another AGV cannot fetch it from the dock.
+            reason += f"; carton {row.carton_id} is on {row.agv}, recover it by hand"
         row.agv, row.acked, row.code, row.reason = (
             None,
             False,
             ErrorCode.AGV_ORDER_FAILED.value,
             reason,
         )
-        if row.redispatched == 0:
+        if row.redispatched == 0 and not row.picked:
             row.redispatched, row.status = 1, "QUEUED"
             self.counters.redispatches += 1
             self._save(row, "redispatch", row.code, reason)

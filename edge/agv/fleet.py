@@ -57,6 +57,13 @@ def action_final(st: State, action_id: str) -> bool:
     )
 
 
+def action_status(st: State, action_id: str) -> str | None:
+    for a in st.action_states:
+        if a.action_id == action_id:
+            return a.action_status
+    return None
+
+
 def rejection(st: State, order_id: str) -> str | None:
     for err in st.errors:
         if err.error_type in REJECTION_ERRORS and any(

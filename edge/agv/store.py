@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     route TEXT NOT NULL DEFAULT '[]',
     released_upto INTEGER NOT NULL DEFAULT 0,
     acked INTEGER NOT NULL DEFAULT 0,
+    picked INTEGER NOT NULL DEFAULT 0,
     sends INTEGER NOT NULL DEFAULT 0,
     attempt INTEGER NOT NULL DEFAULT 0,
     redispatched INTEGER NOT NULL DEFAULT 0,
@@ -80,6 +81,7 @@ class TaskRow:
     route: list[str] = field(default_factory=list)
     released_upto: int = 0
     acked: bool = False
+    picked: bool = False  # the AGV reported its pick FINISHED: the carton is on that AGV
     sends: int = 0
     attempt: int = 0
     redispatched: int = 0
@@ -230,4 +232,5 @@ def _load(values: tuple[Any, ...]) -> TaskRow:
     for c in _JSON:
         data[c] = json.loads(data[c])
     data["acked"] = bool(data["acked"])
+    data["picked"] = bool(data["picked"])
     return TaskRow(**data)

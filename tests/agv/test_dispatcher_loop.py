@@ -8,6 +8,7 @@ same validation as from MQTT.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,16 @@ def _setup(
     return d, link, v, clock
 
 
-def _run(d: Dispatcher, link: LoopLink, v: Vehicle, clock: Clock, seconds: float) -> None:
+def _run(
+    d: Dispatcher,
+    link: LoopLink,
+    v: Vehicle,
+    clock: Clock,
+    seconds: float,
+    until: Callable[[], bool] = lambda: False,
+) -> None:
     delivered, hid = 0, 0
-    while clock.now < seconds:
+    while clock.now < seconds and not until():
         for topic, msg in link.sent[delivered:]:
             parts = split_topic(topic)
             assert parts is not None
@@ -124,4 +132,22 @@ def test_ack_timeout_resends_same_ids_then_gives_up(tmp_path: Path) -> None:
     redispatch = [h for h in d.store.history("t1") if h["event"] == "redispatch"]
     assert redispatch[0]["code"] == "AGV_ORDER_FAILED"
     assert "never acknowledged" in redispatch[0]["detail"]
+    d.store.close()
+
+
+def test_failure_after_the_pick_is_not_redispatched(tmp_path: Path) -> None:
+    d, link, v, clock = _setup(tmp_path, None)
+    d.on_message("uagv/v2/acme/agv-01/state", json.dumps(v.state(0)).encode())
+    d.submit(DispatchTask("t1", "SSCC-77", "D1", "B-06"))
+
+    def picked() -> bool:
+        row = d.store.get("t1")
+        return row is not None and row.picked
+
+    _run(d, link, v, clock, 60, until=picked)
+    broken = {**header(1, "acme", "agv-01"), "connectionState": "CONNECTIONBROKEN"}
+    d.on_message("uagv/v2/acme/agv-01/connection", json.dumps(broken).encode())
+    row = d.store.get("t1")
+    assert row is not None and row.status == "FAILED" and row.redispatched == 0
+    assert "SSCC-77 is on acme/agv-01" in (row.reason or "")
     d.store.close()
