@@ -169,3 +169,17 @@ def test_cli_writes_a_set(tmp_path: Path) -> None:
 def test_cli_rejects_bad_buckets(tmp_path: Path, bad: str) -> None:
     res = CliRunner().invoke(main, ["--out", str(tmp_path), "--buckets", bad])
     assert res.exit_code == 2
+
+
+def test_printed_codes_over_many_seeds() -> None:
+    """No rendering: every drawn code prints in 1-3 lines of drawable characters and parses."""
+    from fixtures.cartons.content import random_printed_code
+    from fixtures.cartons.glyphs import CHARS
+
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        style = ("gs1", "label", "cn", "mixed")[seed % 4]
+        p = random_printed_code(rng, style, prod_share=0.5, sscc_share=0.3)
+        assert 1 <= len(p.lines) <= 3
+        assert set("".join(p.lines)) <= set(CHARS)
+        assert parse_text("\n".join(p.lines), today=REFERENCE_DAY).carton() == p.code
