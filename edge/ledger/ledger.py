@@ -385,7 +385,8 @@ class LedgerCore:
             "AND json_extract(payload, '$.cause') = ? ORDER BY seq",
             (event.seq, event_id),
         ).fetchall()
-        warnings = tuple(event.payload.get("warnings", ()))
+        found = event.payload.get("warnings") if event.kind not in rules.OBSERVATIONS else None
+        warnings = tuple(w for w in found if isinstance(w, str)) if isinstance(found, list) else ()
         return AppendResult(event, warnings, True, tuple(row_to_event(a) for a in alerts))
 
     def _available(self, sku: str) -> int:

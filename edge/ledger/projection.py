@@ -54,6 +54,8 @@ def effects(kind: str, p: dict[str, Any]) -> Effects:
     elif kind in (EventKind.SHIP, EventKind.RETURN_TO_SUPPLIER):
         out.moves.append((p["sku"], p["lot"], p["from"], -p["qty"]))
     elif kind in (EventKind.ADJUSTMENT, EventKind.CYCLE_COUNT):
+        if p["delta"] > 0:  # found stock of a batch never received still gets a batch row
+            out.batch.append((p["sku"], p["lot"], "ensure", None))
         if p["delta"]:
             out.moves.append((p["sku"], p["lot"], p["location"], p["delta"]))
     elif kind == EventKind.IDENTIFY:

@@ -147,6 +147,8 @@ def _stock_event(
                 ErrorCode.BATCH_FROZEN,
                 f"batch {p['sku']}/{p['lot']} is frozen: it may only move into quarantine",
             )
+        if p["to"] == p["from"]:
+            raise fail(ErrorCode.EVENT_INVALID, f"from and to are both {p['to']}")
         if kind == EventKind.PICK and to_zone != "outbound":
             raise fail(
                 ErrorCode.EVENT_INVALID, f"a pick goes to an outbound location, not {p['to']}"

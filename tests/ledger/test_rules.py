@@ -557,3 +557,21 @@ def test_unexpected_fields_and_order_refs(ledger: Ledger) -> None:
         actor=ACTOR,
     )
     ledger.ship("SKU-A", "L1", 1, from_location="A-01", ref="SO-7", actor=ACTOR)
+
+
+def test_found_stock_of_an_unknown_batch_gets_a_batch(ledger: Ledger) -> None:
+    ledger.cycle_count("SKU-A", "FOUND", "A-01", 4, actor=ACTOR)
+    (batch,) = ledger.batches("SKU-A")
+    assert (batch.lot, batch.qty, batch.first_received) == ("FOUND", 4, "2026-11-22T08:00:00.000Z")
+    refused(
+        ErrorCode.EVENT_INVALID,
+        ledger,
+        ledger.transfer,
+        "SKU-A",
+        "FOUND",
+        1,
+        from_location="A-01",
+        to="a-01",
+        actor=ACTOR,
+    )
+    assert ledger.verify().ok
