@@ -350,34 +350,59 @@ def _forward_fill(  # type: ignore[no-untyped-def]
 
 def literal_forward(probs: FloatArray, labels: Sequence[int]) -> float:
     """log P(string ``labels`` | probs) by the standard CTC forward algorithm."""
-    n_frames = probs.shape[0]
-    n_labels = len(labels)
-    if n_labels == 0:
-        return float(np.log(max(float(np.prod(probs[:, 0])), _TINY)))
-    ext = np.zeros(2 * n_labels + 1, dtype=np.intp)
-    ext[1::2] = labels
-    n_states = ext.shape[0]
-    # skip from s-2 to s is allowed when s is a label differing from the label at s-2
-    skip = np.zeros(n_states, dtype=bool)
-    skip[3::2] = ext[3::2] != ext[1:-2:2]
-    alpha = np.zeros(n_states)
-    alpha[0] = probs[0, 0]
-    alpha[1] = probs[0, ext[1]]
+    return float(literal_forward_many(probs, [labels])[0])
+
+
+def literal_forward_many(probs: FloatArray, candidates: Sequence[Sequence[int]]) -> FloatArray:
+    """:func:`literal_forward` for several strings on the same frames, in one compiled call."""
+    pr = np.ascontiguousarray(probs, dtype=np.float64)
+    width = max((len(c) for c in candidates), default=0)
+    labels = np.zeros((len(candidates), max(width, 1)), dtype=np.intp)
+    lengths = np.zeros(len(candidates), dtype=np.intp)
+    for i, c in enumerate(candidates):
+        labels[i, : len(c)] = c
+        lengths[i] = len(c)
+    out: FloatArray = _literal_many(pr, labels, lengths)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _literal_many(pr, labels, lengths):  # type: ignore[no-untyped-def]  # pragma: no cover
+    out = np.empty(labels.shape[0])
+    for i in range(labels.shape[0]):
+        out[i] = _literal_one(pr, labels[i, : lengths[i]])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _literal_one(pr, lab):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    n_frames = pr.shape[0]
+    n_ext = 2 * lab.shape[0] + 1
+    alpha = np.zeros(n_ext)
+    nxt = np.zeros(n_ext)
+    alpha[0] = pr[0, 0]
+    if n_ext > 1:
+        alpha[1] = pr[0, lab[0]]
     log_scale = 0.0
-    emit = probs[:, ext]
     for t in range(1, n_frames):
-        prev = alpha
-        alpha = prev.copy()
-        alpha[1:] += prev[:-1]
-        alpha[2:] += np.where(skip[2:], prev[:-2], 0.0)
-        alpha *= emit[t]
-        scale = float(alpha.max())
+        for s in range(n_ext):
+            v = alpha[s]
+            if s >= 1:
+                v += alpha[s - 1]
+            if s % 2 == 1 and s >= 3 and lab[s // 2] != lab[s // 2 - 1]:
+                v += alpha[s - 2]
+            nxt[s] = v * (pr[t, lab[s // 2]] if s % 2 == 1 else pr[t, 0])
+        scale = 0.0
+        for s in range(n_ext):
+            alpha[s] = nxt[s]
+            scale = max(scale, alpha[s])
         if scale <= 0.0:
             return NEG
-        alpha /= scale
-        log_scale += float(np.log(scale))
-    total = float(alpha[-1] + (alpha[-2] if n_states > 1 else 0.0))
-    return float(np.log(total)) + log_scale if total > 0 else NEG
+        for s in range(n_ext):
+            alpha[s] /= scale
+        log_scale += np.log(scale)
+    total = alpha[n_ext - 1] + (alpha[n_ext - 2] if n_ext > 1 else 0.0)
+    return np.log(total) + log_scale if total > 0 else NEG
 
 
 def spot(probs: FloatArray, candidates: Sequence[Sequence[int]]) -> FloatArray:

@@ -122,15 +122,18 @@ class Decoder:
         return ctc.NEG if labels is None else ctc.literal_forward(span, labels)
 
     def _repair_digits(self, printed: str, span: Probs) -> str | None:
-        best, best_lp = None, ctc.NEG
-        for pos in range(len(printed)):
-            for d in "0123456789":
-                cand = printed[:pos] + d + printed[pos + 1 :]
-                if d != printed[pos] and fields.gs1_check_ok(cand):
-                    lp = self.score(cand, span)
-                    if lp > best_lp:
-                        best, best_lp = cand, lp
-        return best
+        cands = [
+            printed[:pos] + d + printed[pos + 1 :]
+            for pos in range(len(printed))
+            for d in "0123456789"
+            if d != printed[pos]
+        ]
+        cands = [c for c in cands if fields.gs1_check_ok(c)]
+        if not cands:
+            return None
+        labels = [self.labels(c) or [] for c in cands]
+        scores = ctc.literal_forward_many(span, labels)
+        return cands[int(np.argmax(scores))]
 
     def candidates(
         self, f: FieldRead, expected: Sequence[str], other_weight: float
