@@ -7,6 +7,8 @@ can also :meth:`LiveFeed.pump` so the feed works without the thread (TestClient)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import statistics
 import threading
@@ -55,6 +57,9 @@ class LiveFeed:
         self._seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Live streams waiting for the next carton: woken from the feed thread, so a carton
+        # reaches the browser as soon as it is published rather than at the next poll.
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,6 +104,21 @@ class LiveFeed:
                 del self._hours[old]
             if payload.latency_ms is not None:
                 self._latency.append((moment, payload.latency_ms))
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # that stream's loop already closed
+                loop.call_soon_threadsafe(event.set)
+
+    def waiter(self) -> asyncio.Event:
+        """An event set whenever a carton arrives (call from the stream's event loop)."""
+        event = asyncio.Event()
+        with self._lock:
+            self._waiters.add((asyncio.get_running_loop(), event))
+        return event
+
+    def forget(self, event: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters = {w for w in self._waiters if w[1] is not event}
 
     # reading ---------------------------------------------------------------------------
     @property

@@ -202,6 +202,10 @@ async def check_csrf(request: Request, session: Session) -> None:
         value = form.get("csrf_token")
         token = value if isinstance(value, str) else None
     if not csrf_ok(session, token):
+        actor = f"user:{session.username}" if session.username else "-"
+        request.app.state.audit.record(
+            actor, f"{request.method} {request.url.path}", outcome="denied", detail="csrf"
+        )
         raise DockgateError(ErrorCode.CSRF_INVALID, "missing or wrong CSRF token")
 
 

@@ -8,6 +8,7 @@ with ``dockgate edge user add --role admin``. Admin accounts must enrol TOTP
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -53,6 +54,9 @@ class UserStore:
     def __init__(self, db: PanelDB, hasher: PasswordHasher | None = None) -> None:
         self._db = db
         self._hasher = hasher or PasswordHasher()
+        # Each argon2 verification takes ~64 MiB and a core for about half a second on the
+        # edge box: at most two at a time, so a burst of logins cannot exhaust its memory.
+        self._slots = threading.BoundedSemaphore(2)
         # Verifying against this when the name is unknown keeps the timing of "no such user"
         # equal to "wrong password", so logins cannot probe which accounts exist.
         self._dummy = self._hasher.hash("dockgate-dummy-password")
@@ -145,10 +149,11 @@ class UserStore:
         return _user(row)
 
     def _verify(self, stored: str, password: str) -> bool:
-        try:
-            return bool(self._hasher.verify(stored, password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+        with self._slots:
+            try:
+                return bool(self._hasher.verify(stored, password))
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
 
     def _check_totp(self, username: str, secret: str | None, code: str, now: float | None) -> None:
         if not secret:

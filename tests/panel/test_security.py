@@ -66,6 +66,8 @@ def test_state_changing_routes_refuse_missing_or_wrong_csrf(
             assert r.status_code == 403, (method, path, token, r.status_code)
             assert r.headers["x-error-code"] == "CSRF_INVALID", (method, path)
         client.cookies.clear()
+    denied = [e for e in env.app.state.audit.recent(500) if e.detail == "csrf"]
+    assert len(denied) >= 3 and all(e.outcome == "denied" for e in denied)
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ router = APIRouter()
 #: A stream ends after this long and the browser's EventSource reconnects on its own; this
 #: bounds how long a forgotten tab holds a connection (and lets the server shut down).
 STREAM_MAX_S = 300.0
-POLL_S = 0.25
+WAKE_S = 1.0  # also look for a closed connection this often
 KEEPALIVE_S = 15.0
 
 
@@ -50,17 +51,25 @@ def live_stream(request: Request, after: int = 0) -> Response:
         nonlocal last
         yield "retry: 2000\n\n"
         started = quiet = time.monotonic()
-        while time.monotonic() - started < STREAM_MAX_S:
-            if await request.is_disconnected():
-                return
-            for carton in reversed(feed.recent(after_seq=last)):
-                data = json.dumps({"id": carton.event.carton_id, "html": _card(request, carton)})
-                yield f"id: {carton.seq}\nevent: carton\ndata: {data}\n\n"
-                last, quiet = carton.seq, time.monotonic()
-            if time.monotonic() - quiet > KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet = time.monotonic()
-            await asyncio.sleep(POLL_S)
+        arrived = feed.waiter()
+        try:
+            while time.monotonic() - started < STREAM_MAX_S:
+                if await request.is_disconnected():
+                    return
+                arrived.clear()  # before reading: a carton added after this sets it again
+                for carton in reversed(feed.recent(after_seq=last)):
+                    data = json.dumps(
+                        {"id": carton.event.carton_id, "html": _card(request, carton)}
+                    )
+                    yield f"id: {carton.seq}\nevent: carton\ndata: {data}\n\n"
+                    last, quiet = carton.seq, time.monotonic()
+                if time.monotonic() - quiet > KEEPALIVE_S:
+                    yield ": keep-alive\n\n"
+                    quiet = time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), WAKE_S)
+        finally:
+            feed.forget(arrived)
 
     return StreamingResponse(
         events(),
