@@ -171,7 +171,7 @@ class Dispatcher:
         except ValueError as exc:
             self._invalid(mqtt_topic, f"not JSON: {exc}")
             return
-        reason = self.validator.reason(subtopic, message)
+        model, reason = self.validator.check(subtopic, message)
         if reason is None and (
             message.get("manufacturer") != manufacturer or message.get("serialNumber") != serial
         ):
@@ -182,14 +182,13 @@ class Dispatcher:
         key = f"{manufacturer}/{serial}"
         with self.lock:
             view = self.agvs.setdefault(key, AgvView(manufacturer, serial))
-            if subtopic == "connection":
-                self._on_connection(key, view, Connection.model_validate(message))
-            elif subtopic == "state":
-                view.state = State.model_validate(message)
-                view.last_seen = self.clock()
-                self._on_state(key, view, view.state)
-            elif subtopic == "factsheet":
-                view.factsheet = Factsheet.model_validate(message)
+            if isinstance(model, Connection):
+                self._on_connection(key, view, model)
+            elif isinstance(model, State):
+                view.state, view.last_seen = model, self.clock()
+                self._on_state(key, view, model)
+            elif isinstance(model, Factsheet):
+                view.factsheet = model
 
     def tick(self) -> None:
         """Time-based work: silent AGVs, unacknowledged orders, the waiting queue."""

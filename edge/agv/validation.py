@@ -24,7 +24,7 @@ try:  # Rust validator: ~0.01 ms per state instead of ~4 ms, which matters on 2 
 except ImportError:  # pragma: no cover - the pure-Python validator does the same job
     jsonschema_rs = None  # type: ignore[assignment]
 
-from edge.agv.messages import MODELS, SUBTOPICS, is_rfc3339
+from edge.agv.messages import MODELS, SUBTOPICS, Model, is_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -143,25 +143,29 @@ class MessageValidator:
         return bool(self._validators or self._fast)
 
     def reason(self, subtopic: str, message: Any) -> str | None:
+        """None when ``message`` is a valid ``subtopic`` message, else why not (one line)."""
+        return self.check(subtopic, message)[1]
+
+    def check(self, subtopic: str, message: Any) -> tuple[Model | None, str | None]:
+        """``(parsed model, None)`` or ``(None, reason)``: validate once, parse once."""
         if not isinstance(message, dict):
-            return "not a JSON object"
+            return None, "not a JSON object"
         fast = self._fast.get(subtopic)
         if fast is not None:
             err = next(iter(fast.iter_errors(message)), None)
             if err is not None:
                 where = "/".join(str(p) for p in err.instance_path) or "(root)"
-                return f"{subtopic} schema: {where}: {err.message[:200]}"
+                return None, f"{subtopic} schema: {where}: {err.message[:200]}"
         validator = self._validators.get(subtopic)
         if validator is not None:
             error = next(iter(validator.iter_errors(message)), None)
             if error is not None:
                 where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-                return f"{subtopic} schema: {where}: {error.message[:200]}"
-            # Our models must accept what the schema accepts; parsing also types the message.
+                return None, f"{subtopic} schema: {where}: {error.message[:200]}"
+        # Also after the schema: our models must accept what it accepts, and parsing types it.
         try:
-            MODELS[subtopic].model_validate(message)
+            return MODELS[subtopic].model_validate(message), None
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = "/".join(str(p) for p in first["loc"]) or "(root)"
-            return f"{subtopic} model: {where}: {first['msg']}"
-        return None
+            return None, f"{subtopic} model: {where}: {first['msg']}"
