@@ -237,24 +237,35 @@ def validate_field(name: str, value: str, *, today: date | None = None) -> Field
 
     ``gtin`` -> GTIN-14 string (GTIN-8/12/13 are padded), ``sscc`` -> 18 digits, ``lot`` -> upper
     case, ``expiry``/``prod_date`` -> :class:`datetime.date` from ISO ``2027-08-31`` or any printed
-    value form (``2027.08.31``, ``270831``, ``08/2027``, ``AUG 2027``, a full label such as
-    ``EXP 08/27``). Raises :class:`DockgateError` with ``CODE_INVALID`` otherwise.
+    value form (``2027.08.31``, ``270831``, ``08/2027``, ``AUG 2027``). Any field may also be
+    typed with its label (``(01)06901234567892``, ``LOT: A24B117``, ``EXP 08/27``).
+    Raises :class:`DockgateError` with ``CODE_INVALID`` otherwise.
     """
     if name not in FIELDS:
         raise DockgateError(_INVALID, f"unknown field {name!r}; one of {', '.join(FIELDS)}")
     v = normalize(value).replace("\n", " ")
+    direct = _validate_value(name, v, today)
+    if direct is not None:
+        return direct
+    # a labelled form typed in full: "(01)06901234567892", "LOT: A24B117", "EXP 08/27"
+    parsed = parse_text(v, today=today)
+    if parsed.ok and len(parsed.matches) == 1 and parsed.matches[0].field == name:
+        return parsed.matches[0].value
+    dated = [e.message for e in parsed.errors if e.field == name and "date" in e.message]
+    raise DockgateError(
+        _INVALID, dated[0] if dated else f"not a valid {_describe(name)}", field=name
+    )
+
+
+def _validate_value(name: str, v: str, today: date | None) -> FieldValue | None:
+    """The bare value (no label) in canonical form, or None if it is not one."""
     if name == "gtin":
-        if not is_valid_gtin(v):
-            raise DockgateError(_INVALID, f"not a valid {_describe(name)}", field=name)
-        return v.zfill(14)
+        return v.zfill(14) if is_valid_gtin(v) else None
     if name == "sscc":
-        if not (len(v) == 18 and has_valid_check_digit(v)):
-            raise DockgateError(_INVALID, f"not a valid {_describe(name)}", field=name)
-        return v
+        return v if len(v) == 18 and has_valid_check_digit(v) else None
     if name == "lot":
-        if not _LOT_RE.fullmatch(v) or not any(ch.isalnum() for ch in v):
-            raise DockgateError(_INVALID, f"not a valid {_describe(name)}", field=name)
-        return v
+        ok = _LOT_RE.fullmatch(v) and any(ch.isalnum() for ch in v)
+        return v if ok else None
     for c in _COMPILED:
         m = c.value_only.fullmatch(v)
         if c.form.field == name and m:
@@ -262,10 +273,7 @@ def validate_field(name: str, value: str, *, today: date | None = None) -> Field
                 return _value(c.form, _parts(c, m), today)
             except _BadValueError as exc:
                 raise DockgateError(_INVALID, str(exc), field=name) from exc
-    parsed = parse_text(v, today=today)
-    if parsed.ok and len(parsed.matches) == 1 and parsed.matches[0].field == name:
-        return parsed.matches[0].value
-    raise DockgateError(_INVALID, f"not a valid {_describe(name)}", field=name)
+    return None
 
 
 def format_field(

@@ -170,6 +170,11 @@ def test_yy_uses_gs1_sliding_century() -> None:
         ("expiry", "EXP 08/27", EXP),
         ("expiry", "有效期至2027-08-31", EXP),
         ("prod_date", "2025/08/31", PROD),
+        ("gtin", "(01)06901234567892", GTIN),
+        ("gtin", "GTIN: 6901234567892", GTIN),
+        ("lot", "LOT: a24b117", "A24B117"),
+        ("lot", "批号A24B117", "A24B117"),
+        ("sscc", "(00)369012340000000017", "369012340000000017"),
     ],
 )
 def test_validate_field(name: str, value: str, expected: object) -> None:
@@ -190,6 +195,10 @@ def test_validate_field(name: str, value: str, expected: object) -> None:
         ("expiry", "tomorrow"),
         ("prod_date", "EXP 2027-08-31"),
         ("colour", "red"),
+        ("gtin", "(01)06901234567893"),
+        ("gtin", "LOT A24B117"),
+        ("lot", "(01)06901234567892"),
+        ("lot", "LOT A24B117 EXP 08/27"),
     ],
 )
 def test_validate_field_rejects(name: str, value: str) -> None:
