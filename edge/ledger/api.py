@@ -6,9 +6,10 @@ import sqlite3
 from datetime import UTC
 from pathlib import Path
 
+from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.event import Event, EventKind
 from edge.contracts.signing import Signer
-from edge.ledger import codes, kpis, masterdata, queries, verify
+from edge.ledger import codes, db, kpis, masterdata, migrations, queries, verify
 from edge.ledger.bookings import Bookings
 from edge.ledger.ledger import AppendResult, Clock, LedgerCore
 from edge.ledger.queries import BatchInfo, OutboxStats, StockRow
@@ -173,6 +174,19 @@ class Ledger(Bookings, LedgerCore):
             return verify.verify(reader, self.device_id)
         finally:
             reader.close()
+
+    def backup(self, dest: Path | str) -> Path:
+        """A consistent copy of the live ledger (SQLite backup API, mode 0600); never copy the
+        file itself while the node runs."""
+        dest = Path(dest)
+        if dest.exists():
+            raise DockgateError(ErrorCode.LEDGER_WRITE_FAILED, f"{dest} exists; not overwritten")
+        with self.lock:
+            try:
+                return migrations.backup(self.db, dest)
+            except (sqlite3.Error, OSError) as exc:
+                dest.unlink(missing_ok=True)
+                db.raise_storage_error(exc, f"backup to {dest}")
 
     def rebuild_projection(self) -> int:
         """Recompute ``stock`` and ``batches`` from the log; returns the number of stock rows."""

@@ -125,3 +125,21 @@ def test_hold_identify_and_events(tmp_path: Path) -> None:
     lines = run(db, "events", "--after", "1").output.splitlines()
     assert [json.loads(ln)["kind"] for ln in lines] == ["hold", "identify"]
     assert "L7" in run(db, "stock", "--location", "QUARANTINE").output
+
+
+def test_backup_is_a_verifiable_private_copy(tmp_path: Path) -> None:
+    import stat
+
+    from edge.ledger import Ledger
+
+    db = tmp_path / "ledger.db"
+    run(db, "sku", "add", "--sku", "TEA-1")
+    run(db, "receive", "--sku", "TEA-1", "--lot", "L1", "--qty", "5")
+    copy = tmp_path / "copy.db"
+    result = run(db, "backup", str(copy))
+    assert result.exit_code == 0 and "backed up 2 events" in result.output
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    with Ledger.open(copy, "edge-09") as led:
+        assert led.verify().ok and led.stock()[0].qty == 5
+    again = run(db, "backup", str(copy))
+    assert isinstance(again.exception, DockgateError)  # never overwrites
