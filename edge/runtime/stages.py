@@ -104,6 +104,9 @@ class GatePipeline:
     _frames: Iterator[Frame] | None = None
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # running estimate of one carton's inference time (EWMA): a carton with less time left
+    # than this cannot make its deadline, so it is diverted before wasting the CPU on it
+    infer_estimate_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.infer_q = queue.Queue(self.config.inference_queue)
@@ -166,11 +169,16 @@ class GatePipeline:
             carton = self.infer_q.get(timeout=0.5)
         except queue.Empty:
             return
-        if self._remaining(carton) <= 0:
-            self._to_booking(_Divert(carton, "deadline passed before inference started"))
+        remaining = self._remaining(carton)
+        if remaining <= self.infer_estimate_s:
+            estimate_ms = self.infer_estimate_s * 1000
+            why = f"{remaining * 1000:.0f} ms left, inference takes ~{estimate_ms:.0f} ms"
+            self._to_booking(_Divert(carton, why))
             return
         result = self.inference(carton)
-        self.metrics.inference.observe(result.infer_ms / 1000)
+        seconds = result.infer_ms / 1000
+        self.infer_estimate_s += 0.2 * (seconds - self.infer_estimate_s)
+        self.metrics.inference.observe(seconds)
         self._to_booking(result)
 
     def _to_booking(self, item: CartonResult | _Divert) -> None:
