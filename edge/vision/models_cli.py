@@ -105,7 +105,7 @@ def _rich_reporter() -> Iterator[object]:
     type=click.IntRange(1, 100_000),
     help="Generated held-out frames per class.",
 )
-@click.option("--epochs", default=14, show_default=True, type=click.IntRange(1, 500))
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1, 500))
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--version", "version", default="", help="Model version (default: a UTC timestamp).")

@@ -93,11 +93,12 @@ def render_frames(
     classes: tuple[str, ...],
     size: tuple[int, int],
     on_progress: Progress | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> Frames:
-    """Render ``per_class`` generated frames per class and letterbox them."""
+    """Render ``per_class`` generated frames per class (of ``only``, if given), letterboxed."""
     width, height = size
     xs, ys, src = [], [], []
-    for label, sample_seed, rgb in iter_rendered(domain_name, per_class, seed, classes):
+    for label, sample_seed, rgb in iter_rendered(domain_name, per_class, seed, only or classes):
         xs.append(to_input_u8(rgb, width, height))
         ys.append(classes.index(label))
         src.append(f"gen:{domain_name}:{sample_seed}:{label}")

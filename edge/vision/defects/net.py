@@ -1,6 +1,6 @@
 """The defect CNN (PyTorch; training only, never imported at inference).
 
-A plain 7-conv network, about 40 M multiply-adds on a 192x144 frame. Its head is a 1x1 conv that
+A plain 7-conv network, about 75 M multiply-adds on a 192x144 frame. Its head is a 1x1 conv that
 turns the last feature map into one score map per class (a class activation map); the class
 logits pool each map with a blend of mean and max. The same maps are exported as the model's
 second output, so the operator's heat map is exactly what produced the score, not a post-hoc
@@ -15,7 +15,7 @@ from torch import nn
 # ImageNet-like normalisation baked into the graph so inference feeds plain [0, 1] RGB.
 MEAN = (0.45, 0.42, 0.38)
 STD = (0.25, 0.25, 0.25)
-WIDTHS = (16, 24, 48, 96)
+WIDTHS = (16, 32, 64, 128)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
