@@ -22,6 +22,7 @@ from edge.runtime.bus import Bus
 HOURS_KEPT = 24
 LATENCY_WINDOW = timedelta(hours=1)
 LATENCY_BUCKET_MIN = 5
+IDLE_POLL_S = 0.01  # the feed thread looks at the bus this often when it is idle
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class LiveFeed:
         self._sub = bus.subscribe([CARTON_TOPIC], maxsize=10000)
         self._bus = bus
         self._lock = threading.Lock()
+        self._take_lock = threading.Lock()
         self._recent: deque[LiveCarton] = deque(maxlen=keep)
         self._by_id: dict[str, CartonEvent] = {}
         self._hours: dict[datetime, Counter[str]] = {}
@@ -79,14 +81,23 @@ class LiveFeed:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            message = self._sub.get(timeout=0.2)
-            if message is not None:
-                self._add(message.payload)
+            if not self._take_one():
+                self._stop.wait(IDLE_POLL_S)
+
+    def _take_one(self) -> bool:
+        # Taking a message and adding it happen under one lock, so the feed thread and a
+        # request that pumps can never swap the order of two cartons.
+        with self._take_lock:
+            message = self._sub.get(timeout=0)
+            if message is None:
+                return False
+            self._add(message.payload)
+            return True
 
     def pump(self) -> None:
         """Take whatever is waiting on the bus now (non-blocking)."""
-        while (message := self._sub.get(timeout=0)) is not None:
-            self._add(message.payload)
+        while self._take_one():
+            pass
 
     def _add(self, payload: object) -> None:
         if not isinstance(payload, CartonEvent):

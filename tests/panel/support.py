@@ -161,8 +161,9 @@ def carton(i: int, status: str = "ACCEPTED", lot: str = "A24B117", **kw: object)
         signature="signed",
         agv_task=f"T-{i:04d}",
         latency_ms=40.0 + i % 7,
-        crop=png(i, text=lot),
     )
+    if "crop" not in kw:
+        args["crop"] = png(i, text=lot)
     if status == "UNREADABLE":
         args["reason"] = "UNREADABLE"
     args.update(kw)

@@ -195,3 +195,38 @@ def test_unknown_or_malicious_review_ids_are_not_found(client: TestClient, env: 
         assert client.get(f"/review/{bad}/image").status_code == 404, bad
         r = client.post(f"/review/{bad}", data={"csrf_token": token, "gtin": GTIN_A, "lot": "A12"})
         assert r.status_code == 404 and r.headers["x-error-code"] == "NOT_FOUND", bad
+
+
+def test_live_feed_keeps_publish_order_with_concurrent_readers() -> None:
+    import threading
+    import time
+
+    from edge.panel.live import LiveFeed
+    from edge.runtime.bus import Bus
+
+    bus = Bus()
+    feed = LiveFeed(bus, keep=500)
+    feed.start()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            feed.pump()  # competes with the feed thread for the same subscription
+            time.sleep(0)
+
+    readers = [threading.Thread(target=reader, name=f"reader-{i}") for i in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(500):
+            bus.publish(CARTON_TOPIC, carton(i, crop=None))
+        deadline = time.monotonic() + 10
+        while feed.seq < 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+        feed.close()
+    ids = [c.event.carton_id for c in reversed(feed.recent())]
+    assert ids == [f"c{i:04d}" for i in range(500)]
