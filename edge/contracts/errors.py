@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     PROJECTION_MISMATCH = "PROJECTION_MISMATCH"
     STORAGE_FULL = "STORAGE_FULL"
     LEDGER_WRITE_FAILED = "LEDGER_WRITE_FAILED"
+    LEDGER_CORRUPT = "LEDGER_CORRUPT"
     # trust and sync
     SIG_INVALID = "SIG_INVALID"
     ALG_NOT_ALLOWED = "ALG_NOT_ALLOWED"
@@ -108,6 +109,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.PROJECTION_MISMATCH: "The stock table differs from a replay of the event log.",
     ErrorCode.STORAGE_FULL: "The disk (or the ledger's size limit) is full; the node accepts no new work until space returns.",
     ErrorCode.LEDGER_WRITE_FAILED: "The ledger could not commit a write (I/O error); nothing was acknowledged.",
+    ErrorCode.LEDGER_CORRUPT: "The ledger file is damaged (SQLite reports a malformed database); restore it from a backup or the cloud.",
     ErrorCode.SIG_INVALID: "A signature does not verify over the bytes it claims to cover.",
     ErrorCode.ALG_NOT_ALLOWED: "The envelope names an algorithm other than the device certificate's (or 'none').",
     ErrorCode.DEVICE_MISMATCH: "The device id in the envelope differs from the one in the certificate.",

@@ -137,12 +137,24 @@ class Ledger(Bookings, LedgerCore):
     def outbox_ack(self, up_to_seq: int) -> int:
         """The cloud durably holds every event up to ``up_to_seq``: drop those outbox rows.
 
-        Idempotent; the events themselves are never deleted. Returns rows removed.
+        Idempotent; the events themselves are never deleted. Returns rows removed. Raises
+        ``CHAIN_FORK`` when the cloud acknowledges more than this ledger holds: local events
+        were lost (an old backup restored, a hot WAL removed) and appending now would fork
+        the device's chain.
         """
         removed = 0
 
         def work() -> None:
             nonlocal removed
+            head = self._head().seq
+            if up_to_seq > head:
+                raise DockgateError(
+                    ErrorCode.CHAIN_FORK,
+                    f"the cloud holds events up to seq {up_to_seq} but this ledger ends at "
+                    f"{head}: local events were lost; restore the ledger before booking more",
+                    head=head,
+                    acked=up_to_seq,
+                )
             removed = self.conn.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,)).rowcount
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('outbox_acked_seq', ?) ON CONFLICT (key) "

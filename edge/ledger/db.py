@@ -19,6 +19,7 @@ from edge.contracts.errors import DockgateError, ErrorCode
 
 BUSY_TIMEOUT_MS = 5000
 _FULL_CODES = {sqlite3.SQLITE_FULL}
+_CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
 def connect(
@@ -70,7 +71,13 @@ def is_storage_full(exc: BaseException) -> bool:
 
 
 def raise_storage_error(exc: BaseException, what: str) -> NoReturn:
-    """Re-raise an SQLite/OS failure as ``STORAGE_FULL`` or ``LEDGER_WRITE_FAILED``."""
+    """Re-raise an SQLite/OS failure as ``STORAGE_FULL``, ``LEDGER_CORRUPT`` or
+    ``LEDGER_WRITE_FAILED``."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF) in _CORRUPT_CODES:
+        raise DockgateError(
+            ErrorCode.LEDGER_CORRUPT, f"{what}: the ledger file is damaged ({exc})"
+        ) from exc
     if is_storage_full(exc):
         raise DockgateError(
             ErrorCode.STORAGE_FULL, f"{what}: storage full; nothing was written"

@@ -125,6 +125,9 @@ class LedgerCore:
         try:
             migrations.apply(database, path)
             _bind_device(database, device_id)
+        except sqlite3.Error as exc:
+            database.conn.close()
+            db.raise_storage_error(exc, f"open {path}")
         except BaseException:
             database.conn.close()
             raise
@@ -448,6 +451,10 @@ class LedgerCore:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 db.raise_storage_error(exc, "ledger write")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
 
 
 _SET_ENVELOPE = "UPDATE outbox SET envelope = ? WHERE seq = ?"

@@ -26,7 +26,7 @@ class VerifyReport:
 
     ok: bool
     count: int
-    problem: str = ""  # "chain" | "projection" | ""
+    problem: str = ""  # "chain" | "projection" | "storage" (SQLite pages) | ""
     event_id: str | None = None
     seq: int | None = None
     expected_hash: str | None = None
@@ -42,6 +42,8 @@ class VerifyReport:
                 f"BROKEN at seq {self.seq} event {self.event_id}: expected hash "
                 f"{self.expected_hash}, found {self.found_hash} ({self.detail})"
             )
+        if self.problem == "storage":
+            return f"DATABASE DAMAGED: {self.detail}"
         return f"PROJECTION MISMATCH after {self.count} events: {self.detail}"
 
 
@@ -90,7 +92,10 @@ def _as_int(value: object) -> int:
 def verify(
     conn: sqlite3.Connection, device_id: str, *, projection_check: bool = True
 ) -> VerifyReport:
-    """Check every event and (optionally) that the projection equals a replay."""
+    """Check the file's pages, every event, and (optionally) the projection against a replay."""
+    damaged = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+    if damaged != ["ok"]:
+        return VerifyReport(False, 0, "storage", detail="; ".join(damaged))
     cur = conn.execute(
         "SELECT seq, id, device_id, ts, kind, actor, payload, prev_hash, hash FROM events "
         "ORDER BY seq"

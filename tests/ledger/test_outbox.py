@@ -87,3 +87,13 @@ def test_ack_removes_only_acknowledged_rows(ledger: Ledger, identity: Identity) 
     assert ledger.conn.execute(
         "SELECT value FROM meta WHERE key = 'outbox_acked_seq'"
     ).fetchone() == ("5",)
+
+
+def test_ack_beyond_the_local_head_means_local_loss(ledger: Ledger) -> None:
+    from edge.contracts.errors import DockgateError, ErrorCode
+
+    head = ledger.head()[0]
+    with pytest.raises(DockgateError) as exc:
+        ledger.outbox_ack(head + 5)
+    assert exc.value.code == ErrorCode.CHAIN_FORK
+    assert ledger.outbox_stats().pending == head  # nothing dropped

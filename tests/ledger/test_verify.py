@@ -191,3 +191,49 @@ def test_stored_payload_is_exactly_rfc8785(payload: dict[str, Any]) -> None:
             assert text == canonical_json(r.event.payload).decode()
             assert r.event.hash == event_hash(r.event.body())
             assert led.verify().ok
+
+
+def test_damaged_pages_are_reported(tmp_path: Path) -> None:
+    from tests.ledger.helpers import seed
+
+    path = tmp_path / "l.db"
+    with Ledger.open(path, "edge-01") as led:
+        seed(led)
+        for i in range(300):
+            led.record_read({"n": i, "pad": "y" * 200}, actor="device:edge-01")
+        led.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    for page in (1, 2, 3):  # scribble over b-tree page headers (a bad sector, a bit flip)
+        for i in range(4096 * page, 4096 * page + 8):
+            data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    try:
+        with Ledger.open(path, "edge-01") as led:
+            report = led.verify()
+    except DockgateError as exc:  # damage SQLite trips over at once
+        assert exc.code == ErrorCode.LEDGER_CORRUPT, exc
+        return
+    assert not report.ok and report.problem in ("storage", "chain"), report
+
+
+def test_a_damaged_index_is_found_by_verify(tmp_path: Path) -> None:
+    from tests.ledger.helpers import seed
+
+    path = tmp_path / "l.db"
+    with Ledger.open(path, "edge-01") as led:
+        seed(led)
+        for i in range(300):
+            led.receive("SKU-A", f"L{i}", 1, actor=ACTOR)
+        led.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        root = led.conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'events_lot'"
+        ).fetchone()[0]
+    data = bytearray(path.read_bytes())
+    start = 4096 * (root - 1)
+    for i in range(start, start + 8):  # the index's root page header: only verify reads it
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with Ledger.open(path, "edge-01") as led:
+        report = led.verify()
+    assert (report.ok, report.problem) == (False, "storage")
+    assert report.summary().startswith("DATABASE DAMAGED")
