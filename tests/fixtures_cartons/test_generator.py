@@ -75,7 +75,13 @@ def test_smudge_range_is_enforced() -> None:
 
 
 def test_variety_over_seeds() -> None:
-    seen: dict[str, set[str]] = {"printer": set(), "surface": set(), "style": set(), "kinds": set()}
+    seen: dict[str, set[str]] = {
+        "printer": set(),
+        "surface": set(),
+        "style": set(),
+        "kinds": set(),
+        "decor": set(),
+    }
     n_lines = set()
     for seed in range(40):
         _, t = generate_frame(seed, smudge=0.3)
@@ -83,11 +89,13 @@ def test_variety_over_seeds() -> None:
         seen["surface"].add(t["surface"])
         seen["style"].add(t["style"])
         seen["kinds"].update(t["smudge_kinds"])
+        seen["decor"].update(t["decor"])
         n_lines.add(len(t["lines"]))
     assert seen["printer"] == {"inkjet", "thermal"}
     assert seen["surface"] == {"kraft", "label"}
     assert seen["style"] == {"gs1", "label", "cn", "mixed"}
     assert seen["kinds"] == {"smear", "dirt", "scratch", "tape"}
+    assert seen["decor"] == {"word", "barcode", "arrows"}
     assert 2 in n_lines and len(n_lines) >= 2
 
 
@@ -183,3 +191,16 @@ def test_printed_codes_over_many_seeds() -> None:
         assert 1 <= len(p.lines) <= 3
         assert set("".join(p.lines)) <= set(CHARS)
         assert parse_text("\n".join(p.lines), today=REFERENCE_DAY).carton() == p.code
+
+
+def test_decor_stays_clear_of_the_code() -> None:
+    """Artwork never touches the code's box (it is drawn before the code, around it)."""
+    from fixtures.cartons.decor import draw_decor
+
+    rng = np.random.default_rng(5)
+    img = np.full((720, 1280, 3), 128, np.uint8)
+    code = (400.0, 300.0, 800.0, 420.0)
+    kinds = draw_decor(rng, img, (0.0, 0.0, 1280.0, 720.0), code, 6)
+    assert kinds
+    assert (img[300:421, 400:801] == 128).all()
+    assert (img != 128).any()
