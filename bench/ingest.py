@@ -3,10 +3,10 @@
 1. reference  raw Ed25519 verifications/s with ``cryptography`` on one core, same run, same
               envelopes: the floor of every verified event.
 2. in-process the ingest service (verify, chain checks, insert, projection) on one thread.
-3. HTTP       ``dockgate cloud serve`` (1 worker on SQLite, 2 on PostgreSQL), D devices pushing
-              batches of 500 concurrently over signed requests.
+3. HTTP       ``dockgate cloud serve --workers 2`` (one per core), D devices pushing batches
+              of 500 concurrently over signed requests.
 4. catch-up   an edge ledger with 10,000 pending signed events, drained by the sync agent over
-              HTTP (batches of 500) until the cloud holds them all.
+              HTTP (batches of 500, two in flight) into a 2-worker cloud until it holds them all.
 
 Medians over --repeats runs, each on a fresh database. The machine has 2 cores shared with other
 work, so absolute numbers are noisy: read them against the reference measured in the same run.
@@ -127,7 +127,7 @@ def over_http(tmp: Path, kind: str, pg: str | None, devices: int, per_device: in
         stack.callback(svc.close)
         idents = enroll_devices(svc, devices)
         batches = [make_envelopes(i, f"edge-{n:02d}", per_device) for n, i in enumerate(idents)]
-        cloud = CloudProcess(tmp, url, tmp / "ca/issuing", workers=2 if kind != "sqlite" else 1)
+        cloud = CloudProcess(tmp, url, tmp / "ca/issuing", workers=2)
         cloud.start()
         stack.callback(cloud.stop)
 
@@ -169,7 +169,13 @@ def build_ledger(tmp: Path, ident: Identity, n: int) -> Path:
 
 
 def catch_up(
-    tmp: Path, kind: str, pg: str | None, template: Path, ident: Identity
+    tmp: Path,
+    kind: str,
+    pg: str | None,
+    template: Path,
+    ident: Identity,
+    workers: int = 2,
+    pipeline: int = 2,
 ) -> tuple[float, int]:
     with ExitStack() as stack:
         url = fresh_db(stack, kind, tmp, pg)
@@ -190,7 +196,7 @@ def catch_up(
                     not_after=ident.cert.not_valid_after_utc,
                 )
             )
-        cloud = CloudProcess(tmp, url, tmp / "ca/issuing", workers=1).start()
+        cloud = CloudProcess(tmp, url, tmp / "ca/issuing", workers=workers).start()
         stack.callback(cloud.stop)
         work = Path(tempfile.mkdtemp(dir=tmp))
         shutil.copy(template, work / "ledger.db")
@@ -204,7 +210,7 @@ def catch_up(
             client,
             signer,
             StateFile(work / "state.json"),
-            SyncConfig(cloud_url=cloud.url, batch_size=500),
+            SyncConfig(cloud_url=cloud.url, batch_size=500, pipeline=pipeline),
         )
         pending = led.outbox_stats().pending
         start = time.perf_counter()
@@ -261,7 +267,7 @@ def main() -> None:
 
         rows: list[tuple[str, str, list[tuple[float, float]]]] = []
         for kind in kinds:
-            workers = 1 if kind == "sqlite" else 2
+            workers = 2
             rows.append(
                 (
                     kind,

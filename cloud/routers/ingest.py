@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud.auth import authenticate_device
 from cloud.db.models import Freeze
 from cloud.deps import Services, Svc
+from cloud.services.ingest import check_batch
 from cloud.services.ingest import ingest as apply_batch
 from cloud.services.registry import enroll as enroll_device
 from edge.contracts.errors import DockgateError, ErrorCode
@@ -53,16 +54,22 @@ def enroll(*, body: EnrollRequest, svc: Svc) -> EnrollResponse:
 
 
 def _ingest(svc: Services, authorization: str | None, body: bytes) -> SyncResult:
+    # 1. who is it (the nonce is spent even if what follows fails: the device re-signs)
+    with svc.sessions.begin() as s:
+        dev = authenticate_device(
+            s, svc.keys, authorization, "POST", INGEST_PATH, body, svc.config.clock_skew_s
+        )
+        device_id = dev.id
+    batch = SyncBatch.model_validate_json(body)
+    if batch.device_id != device_id:
+        raise DockgateError(ErrorCode.DEVICE_MISMATCH, "batch of another device")
+    # 2. verify every envelope, holding no lock; 3. the chain step under the device row lock
+    with svc.sessions() as s:
+        checked = check_batch(s, svc.keys, batch)
     for attempt in range(3):
         try:
             with svc.sessions.begin() as s:
-                dev = authenticate_device(
-                    s, svc.keys, authorization, "POST", INGEST_PATH, body, svc.config.clock_skew_s
-                )
-                batch = SyncBatch.model_validate_json(body)
-                if batch.device_id != dev.id:
-                    raise DockgateError(ErrorCode.DEVICE_MISMATCH, "batch of another device")
-                return apply_batch(s, svc.keys, batch)
+                return apply_batch(s, svc.keys, batch, checked)
         except IntegrityError:
             # Only a race on a unique key can get here (the device row lock prevents the rest);
             # the retry sees the winner's rows and answers duplicate/REPLAY accordingly.

@@ -1,8 +1,9 @@
 """Batch ingest: verify, order by sequence, check chain continuity, store once, flag conflicts.
 
-One request carries one device's envelopes. The device row is locked (``SELECT … FOR UPDATE`` on
-PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) for the whole transaction, so two workers receiving
-batches of the same device at once apply them one after the other; the unique
+One request carries one device's envelopes. :func:`check_batch` verifies them without any lock
+(the CPU-heavy part, so workers run it in parallel); :func:`ingest` then locks the device row
+(``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) for the chain step, so two
+workers receiving batches of the same device at once apply them one after the other; the unique
 ``(device_id, seq)`` and event-id keys are the last line behind that lock.
 
 Every refusal is a quarantine row plus an audit entry in the same transaction, and is reported
@@ -12,7 +13,6 @@ device is told where to resend from.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +47,6 @@ class _Run:
     batch_hashes: dict[int, str] = field(default_factory=dict)
     batch_ids: set[str] = field(default_factory=set)
     held: dict[int, str] = field(default_factory=dict)
-    now: dt.datetime = field(default_factory=utcnow)
     known_ids: set[str] = field(default_factory=set)
     rejected: list[Rejection] = field(default_factory=list)
     conflicts: list[Rejection] = field(default_factory=list)
@@ -104,8 +103,48 @@ class _Run:
         )
 
 
-def ingest(s: Session, keys: KeyCache, batch: SyncBatch) -> SyncResult:
-    """Apply one device's batch inside the caller's transaction."""
+@dataclass(frozen=True)
+class Checked:
+    """Signatures and identities of one batch, checked without holding any lock."""
+
+    verified: list[VerifiedEnvelope]
+    refused: list[tuple[ErrorCode, str, str]]  # code, message, envelope
+
+
+def check_batch(s: Session, keys: KeyCache, batch: SyncBatch) -> Checked:
+    """Phase 1 (CPU only, plus certificate look-ups): verify every envelope of the batch.
+
+    Kept out of the write transaction so two workers verify two batches at once, even of the
+    same device; only the short chain step of :func:`ingest` is serialised per device.
+    """
+    verified: list[VerifiedEnvelope] = []
+    refused: list[tuple[ErrorCode, str, str]] = []
+    now = utcnow()  # server receive time: a device clock is not trusted for validity
+    for token in batch.envelopes:
+        try:
+            key = keys.get(s, read_header(token).get("x5t#S256"))
+            if key is None:
+                raise DockgateError(
+                    ErrorCode.DEVICE_UNKNOWN, "certificate not issued by this fleet"
+                )
+            if key.device_id != batch.device_id:
+                raise DockgateError(
+                    ErrorCode.DEVICE_MISMATCH,
+                    f"envelope of {key.device_id} sent by {batch.device_id}",
+                )
+            key.check_valid_at(now)
+            verified.append(verify_envelope(token, key))
+        except DockgateError as exc:
+            refused.append((exc.code, exc.message, token))
+    return Checked(verified, refused)
+
+
+def ingest(
+    s: Session, keys: KeyCache, batch: SyncBatch, checked: Checked | None = None
+) -> SyncResult:
+    """Phase 2: apply one device's batch inside the caller's transaction, under the device lock."""
+    if checked is None:
+        checked = check_batch(s, keys, batch)
     # populate_existing: request auth already loaded this row without the lock; re-read it under
     # the lock, or a batch applied meanwhile by another worker would be invisible here.
     dev = s.get(Device, batch.device_id, with_for_update=True, populate_existing=True)
@@ -113,8 +152,20 @@ def ingest(s: Session, keys: KeyCache, batch: SyncBatch) -> SyncResult:
         raise DockgateError(ErrorCode.DEVICE_UNKNOWN, f"no enrolled device {batch.device_id}")
     dev.last_seen_at = utcnow()
     run = _Run(s, dev, keys)
-    verified = [v for v in (_verify(run, t) for t in batch.envelopes) if v is not None]
-    verified.sort(key=lambda v: v.seq)
+    for code, message, token in checked.refused:
+        seq, eid = _peek(token)
+        run.refuse(code, message, token, seq, eid)
+    verified = sorted(checked.verified, key=lambda v: v.seq)
+    if dev.status == "revoked":
+        for v in verified:
+            run.refuse(
+                ErrorCode.DEVICE_REVOKED,
+                f"device {dev.id} is revoked",
+                v.token,
+                v.seq,
+                v.event["id"],
+            )
+        verified = []
     _prefetch(run, verified)
     for v in verified:
         if not _apply(run, v):
@@ -145,27 +196,6 @@ def _peek(token: str) -> tuple[Any, Any]:
         return claims.get("seq"), (claims.get("event") or {}).get("id")
     except (ValueError, IndexError, AttributeError):
         return None, None
-
-
-def _verify(run: _Run, token: str) -> VerifiedEnvelope | None:
-    try:
-        header = read_header(token)
-        key = run.keys.get(run.s, header.get("x5t#S256"))
-        if key is None:
-            raise DockgateError(ErrorCode.DEVICE_UNKNOWN, "certificate not issued by this fleet")
-        if key.device_id != run.dev.id:
-            raise DockgateError(
-                ErrorCode.DEVICE_MISMATCH,
-                f"envelope of {key.device_id} sent by {run.dev.id}",
-            )
-        if run.dev.status == "revoked":
-            raise DockgateError(ErrorCode.DEVICE_REVOKED, f"device {run.dev.id} is revoked")
-        key.check_valid_at(run.now)  # server receive time: a device clock is not trusted here
-        return verify_envelope(token, key)
-    except DockgateError as exc:
-        seq, eid = _peek(token)
-        run.refuse(exc.code, exc.message, token, seq, eid)
-        return None
 
 
 def _prefetch(run: _Run, verified: list[VerifiedEnvelope]) -> None:

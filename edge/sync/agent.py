@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,14 +89,30 @@ class SyncAgent:
 
     # one step each, used by the loops and by tests --------------------------------------
     def push_once(self) -> PushOutcome:
-        """Send one batch; raises DockgateError on a network or protocol failure."""
+        """Send up to ``pipeline`` batches at once; raises DockgateError on a failure.
+
+        Batches in flight together let the cloud verify one while it chains the other. If the
+        later one reaches the device lock first it is answered with a gap and simply stays in
+        the outbox for the next round: acknowledgement follows the cloud's high-water mark only.
+        """
         self.ledger.sign_pending(self.signer)
-        pending = self.ledger.outbox_pending(self.config.batch_size)
+        size = self.config.batch_size
+        pending = self.ledger.outbox_pending(size * self.config.pipeline)
         if not pending:
             return PushOutcome(0, self.state.cloud_hwm, None)
         head_seq, head_hash = self.ledger.head()
         checkpoint = self.signer.sign_checkpoint(head_seq, head_hash, now_iso())
-        result = self.client.push([env for _, _, env in pending], checkpoint)
+        chunks = [
+            [env for _, _, env in pending[i : i + size]] for i in range(0, len(pending), size)
+        ]
+        outcomes = self._push_chunks(chunks, checkpoint)
+        results = [o for o in outcomes if isinstance(o, SyncResult)]
+        errors = [o for o in outcomes if isinstance(o, DockgateError)]
+        if not results:
+            raise errors[0]
+        result = max(results, key=lambda r: r.hwm)
+        rejected = [x for r in results for x in r.rejected]
+        result = result.model_copy(update={"rejected": rejected})
         if result.resend_from is not None and result.resend_from < pending[0][0]:
             # The cloud lost what we had acknowledged (restored from a backup): heal from the
             # log, which is never deleted, re-signing the events it is missing.
@@ -103,7 +120,23 @@ class SyncAgent:
             envs = [self.signer.sign_event(e.to_dict()) for e in events]
             result = self.client.push(envs, checkpoint)
         self._after_push(result)
+        if errors:
+            raise errors[0]
         return PushOutcome(len(pending), result.hwm, result)
+
+    def _push_chunks(
+        self, chunks: list[list[str]], checkpoint: str
+    ) -> list[SyncResult | DockgateError]:
+        def one(chunk: list[str]) -> SyncResult | DockgateError:
+            try:
+                return self.client.push(chunk, checkpoint)
+            except DockgateError as exc:
+                return exc
+
+        if len(chunks) == 1:
+            return [one(chunks[0])]
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            return list(pool.map(one, chunks))
 
     def _after_push(self, result: SyncResult) -> None:
         if result.hwm > 0:

@@ -23,6 +23,9 @@ class SyncConfig(StrictModel):
         None, description="CA bundle for the cloud's HTTPS certificate (default: system store)"
     )
     batch_size: int = Field(500, ge=1, le=MAX_BATCH, description="envelopes per ingest request")
+    pipeline: int = Field(
+        2, ge=1, le=4, description="batches in flight at once (the cloud verifies them in parallel)"
+    )
     interval_s: float = Field(
         1.0, ge=0.05, le=300, description="how often an idle agent looks at the outbox"
     )
