@@ -12,8 +12,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edge.agv.config import AgvConfig
+from edge.camera.settings import CameraConfig
 from edge.contracts.settings import StrictModel, load_settings
 from edge.panel.config import PanelConfig
+from edge.runtime.settings import GateConfig, PipelineConfig
 from edge.sync.config import SyncConfig
 from edge.vision.defects.config import DefectConfig
 from edge.vision.ocr.config import OcrConfig
@@ -65,7 +67,7 @@ class LedgerConfig(StrictModel):
         0,
         ge=-720,
         le=840,
-        description="warehouse local time minus UTC in minutes (480 = China); expiry days are local",
+        description="local time minus UTC in minutes (480 = China); expiry days are local days",
     )
 
     def resolved_path(self, device: DeviceConfig) -> Path:
@@ -88,6 +90,9 @@ class EdgeConfig(BaseSettings):
     defects: DefectConfig = Field(DefectConfig(), description="defect model, thresholds")
     line_io: LineIOConfig = Field(NoopLineConfig(), description="sorting-line PLC over Modbus")
     scanner: ScannerConfig = Field(NoScannerConfig(), description="serial barcode scanner")
+    camera: CameraConfig = Field(CameraConfig(), description="gate camera (edge/camera)")
+    gate: GateConfig = Field(GateConfig(), description="booking and sorting at the gate")
+    pipeline: PipelineConfig = Field(PipelineConfig(), description="stages and back-pressure")
 
     @classmethod
     def settings_customise_sources(

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import uuid_utils
-from pydantic import Field
 
 from edge.contracts.errors import DockgateError, ErrorCode
-from edge.contracts.settings import StrictModel
 from edge.runtime.bus import Bus
 from edge.runtime.carton import CartonFrames, CartonOutcome, CartonResult, Decision
+from edge.runtime.settings import GateConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +30,6 @@ ACCEPTED, REVIEW = "ACCEPTED", "REVIEW"
 # defect actions, as edge.vision.defects.verdict.Action spells them
 ACT_FREEZE, ACT_REVIEW = "freeze", "review"
 TOPIC_CARTON = "carton.done"
-
-
-class GateConfig(StrictModel):
-    """Where cartons go and how they are booked."""
-
-    node: str = Field("GATE", min_length=1, max_length=40, description="site-map node of the gate")
-    inbound_location: str = Field(
-        "INBOUND", min_length=1, max_length=40, description="ledger location of the inbound dock"
-    )
-    receipt_unit: str | None = Field(
-        "CS", max_length=10, description="unit one carton is booked in (None = base unit)"
-    )
-    chute_putaway: int = Field(1, ge=1, le=64, description="PLC chute towards AGV pickup")
-    chute_quarantine: int = Field(2, ge=1, le=64, description="PLC chute towards quarantine")
-    deadline_ms: float = Field(
-        1500,
-        gt=0,
-        le=60000,
-        description="a carton not decided this long after it was seen "
-        "is diverted to the manual lane (PLC reject, chute 0)",
-    )
 
 
 class Sorter(Protocol):

@@ -18,33 +18,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
-
 from edge.camera.frame import Frame
 from edge.camera.sources import FrameSource
-from edge.contracts.settings import StrictModel
 from edge.runtime.carton import CartonFrames, CartonResult, Trigger
 from edge.runtime.gate import Gate, new_carton_id
 from edge.runtime.metrics import Metrics
 from edge.runtime.presence import PresenceSegmenter
+from edge.runtime.settings import PipelineConfig
 from edge.runtime.supervisor import Supervisor, Worker
 
 log = logging.getLogger(__name__)
-
-
-class PipelineConfig(StrictModel):
-    trigger: str = Field(
-        "presence",
-        pattern="^(presence|file|photo-eye)$",
-        description="how cartons are found: presence (camera), file (one image = one carton), "
-        "photo-eye (PLC trigger)",
-    )
-    inference_queue: int = Field(4, ge=1, le=256, description="cartons waiting for inference")
-    booking_queue: int = Field(64, ge=1, le=4096, description="cartons waiting for booking")
-    frames_per_carton: int = Field(3, ge=1, le=12, description="frames fused per carton read")
-    presence_threshold: float = Field(
-        18.0, gt=0, le=255, description="thumbnail difference from the empty belt that means carton"
-    )
 
 
 @dataclass(frozen=True)

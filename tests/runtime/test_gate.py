@@ -14,7 +14,8 @@ from edge.contracts.errors import DockgateError, ErrorCode
 from edge.ledger import Ledger
 from edge.runtime.bus import Bus
 from edge.runtime.carton import CartonFrames, CartonResult, Decision, Trigger
-from edge.runtime.gate import TOPIC_CARTON, Gate, GateConfig, new_carton_id
+from edge.runtime.gate import TOPIC_CARTON, Gate, new_carton_id
+from edge.runtime.settings import GateConfig
 from edge.vision.defects.model import DefectVerdict
 from edge.vision.ocr.reader import CartonRead
 

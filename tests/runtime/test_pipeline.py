@@ -12,8 +12,9 @@ from edge.camera.sources import DirectoryFrameSource
 from edge.ledger import Ledger
 from edge.runtime.bus import Bus
 from edge.runtime.carton import Decision
-from edge.runtime.gate import Gate, GateConfig
-from edge.runtime.stages import GatePipeline, Inference, PipelineConfig
+from edge.runtime.gate import Gate
+from edge.runtime.settings import GateConfig, PipelineConfig
+from edge.runtime.stages import GatePipeline, Inference
 from edge.runtime.supervisor import Supervisor
 from edge.vision.defects.model import DefectModel
 from edge.vision.ocr.reader import Reader
