@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge.agv import report
 from edge.agv.config import AgvConfig
 from edge.agv.fleet import (
     CONTROLLABLE,
@@ -113,40 +114,13 @@ class Dispatcher:
     def queue(self) -> list[dict[str, Any]]:
         """Tasks waiting for an AGV, oldest first, with why they wait (for the panel)."""
         with self.lock:
-            rows = self.store.by_status(("QUEUED",))
-        now = time.time()
-        return [
-            {
-                "task_id": r.task_id,
-                "carton_id": r.carton_id,
-                "to_location": r.to_location,
-                "waiting_s": round(now - r.created_at, 1),
-                "code": r.code,
-                "reason": r.reason,
-            }
-            for r in rows
-        ]
+            return report.queue(self.store.by_status(("QUEUED",)))
 
     def status(self) -> dict[str, Any]:
+        """Link, validator, task counts, each AGV and the counters (for the panel)."""
         with self.lock:
-            return {
-                "link_up": self.link_up,
-                "validator": self.validator.source,
-                "tasks": self.store.counts(),
-                "agvs": {
-                    k: {
-                        "connection": v.connection,
-                        "busy_with": self._busy.get(k),
-                        "battery": v.state.battery_state.battery_charge if v.state else None,
-                        "last_node": v.state.last_node_id if v.state else None,
-                    }
-                    for k, v in sorted(self.agvs.items())
-                },
-                "invalid_messages": self.counters.invalid_messages,
-                "orders_sent": self.counters.orders_sent,
-                "resends": self.counters.resends,
-                "redispatches": self.counters.redispatches,
-            }
+            return report.status(self.link_up, self.validator.source, self.store.counts(),
+                                 self.agvs, self._busy, self.counters)  # fmt: skip
 
     # ----------------------------------------------------------------- inputs
     def on_link(self, up: bool) -> None:
