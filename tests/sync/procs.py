@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.net import free_port, wait_for_port
@@ -13,18 +14,27 @@ from tests.support.net import free_port, wait_for_port
 ENTRY = "from edge.cli import main; main()"
 
 
+@dataclass
+class Ran:
+    stdout: str
+    returncode: int
+
+
 def dockgate(
     *args: str, env: dict[str, str] | None = None, check: bool = True, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", ENTRY, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=check,
-        input=stdin,
-        timeout=120,
-    )
+) -> Ran:
+    """Run a ``dockgate`` command in this process (click's runner: no interpreter start-up per
+    call); the long-running services use real child processes below."""
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), input=stdin, env=env)
+    if check and result.exit_code != 0:
+        raise AssertionError(
+            f"dockgate {' '.join(args)} -> {result.exit_code}: {result.output} {result.exception!r}"
+        )
+    return Ran(result.output, result.exit_code)
 
 
 class CloudProcess:
