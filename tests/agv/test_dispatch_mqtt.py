@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,26 @@ def test_last_will_of_a_killed_simulator_is_retained(broker: Broker, sims: Sims)
         assert msgs[-1].json()["connectionState"] == "CONNECTIONBROKEN"
         assert msgs[-1].retain and msgs[-1].qos == 1
         assert late.of("factsheet")[-1].retain
+    finally:
+        late.stop()
+
+
+def test_graceful_stop_of_the_simulator_leaves_retained_offline(broker: Broker, sims: Sims) -> None:
+    proc = sims.start(count=2)
+    early = Observer(broker.port)
+    early.start()
+    try:
+        wait_for(lambda: len([m for m in early.of("connection") if b"ONLINE" in m.payload]) >= 2)
+    finally:
+        early.stop()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    late = Observer(broker.port)
+    late.start()
+    try:
+        msgs = wait_for(lambda: len(late.of("connection")) >= 2 and late.of("connection"))
+        assert {m.json()["connectionState"] for m in msgs} == {"OFFLINE"}
+        assert all(m.retain for m in msgs)
     finally:
         late.stop()
 
