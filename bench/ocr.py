@@ -56,11 +56,15 @@ class Tally:
     lines: int = 0
     lines_exact: int = 0
     ms: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     wrong_examples: list[str] = field(default_factory=list)
 
-    def add(self, accepted: bool, ok: bool, ms: float, text: str, truth_lines: list[str]) -> None:
+    def add(
+        self, accepted: bool, ok: bool, ms: float, cpu: float, text: str, truth_lines: list[str]
+    ) -> None:
         self.n += 1
         self.ms.append(ms)
+        self.cpu.append(cpu)
         if accepted:
             self.accepted += 1
             self.correct += ok
@@ -71,7 +75,7 @@ class Tally:
 
     def row(self) -> list[str]:
         if not self.n:
-            return ["-"] * 7
+            return ["-"] * 8
         acc = self.accepted / self.n
         exact = self.correct / self.accepted if self.accepted else float("nan")
         return [
@@ -82,6 +86,7 @@ class Tally:
             f"{100 * self.lines_exact / max(self.lines, 1):.1f}",
             f"{np.percentile(self.ms, 50):.0f}",
             f"{np.percentile(self.ms, 95):.0f}",
+            f"{np.percentile(self.cpu, 50):.0f}",
         ]
 
 
@@ -154,24 +159,31 @@ def main(argv: list[str] | None = None) -> int:
     for smudge, seed, image, truth in frames(args.frames, args.seed):
         want = truth_fields(truth)
         lines = list(truth["lines"])
+        c0 = time.process_time()
         r = reader.read(image)
+        cpu = (time.process_time() - c0) * 1000
         ok = all(getattr(r, k) == want[k] for k in FIELDS)
-        tallies["dockgate", smudge].add(r.status == "ACCEPTED", ok, r.latency_ms, r.text, lines)
+        tallies["dockgate", smudge].add(
+            r.status == "ACCEPTED", ok, r.latency_ms, cpu, r.text, lines
+        )
         if r.status == "ACCEPTED" and not ok:
             tallies["dockgate", smudge].wrong_examples.append(f"{seed}: {r} vs {want}")
         asn = make_asn(truth, recent, seed)
+        c0 = time.process_time()
         ra = reader.read(image, asn)
+        cpu_a = (time.process_time() - c0) * 1000
         ok_a = all(getattr(ra, k) == want[k] for k in FIELDS)
         t_asn = tallies["dockgate+asn", smudge]
-        t_asn.add(ra.status == "ACCEPTED", ok_a, ra.latency_ms, ra.text, lines)
+        t_asn.add(ra.status == "ACCEPTED", ok_a, ra.latency_ms, cpu_a, ra.text, lines)
         if ra.status == "ACCEPTED" and not ok_a:
             tallies["dockgate+asn", smudge].wrong_examples.append(f"{seed}: {ra} vs {want}")
         recent = [truth, *recent][: args.asn_size - 1]
         if ref is not None and tallies["rapidocr", smudge].n < ref_n:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             text, got, complete = ref(image)
             ms = (time.perf_counter() - t0) * 1000
-            tallies["rapidocr", smudge].add(complete, got == want, ms, text, lines)
+            cpu_r = (time.process_time() - c0) * 1000
+            tallies["rapidocr", smudge].add(complete, got == want, ms, cpu_r, text, lines)
     elapsed = time.time() - t_start
     print_table(tallies, systems, args, elapsed)
     if args.show_wrong:
@@ -187,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(
     tallies: dict[tuple[str, float], Tally], systems: tuple[str, ...], args: Any, elapsed: float
 ) -> None:
-    heads = ["acc%", "exact%", "acc+ok%", "wrong", "text%", "p50", "p95"]
+    heads = ["acc%", "exact%", "acc+ok%", "wrong", "text%", "p50", "p95", "cpu50"]
     print(
         f"OCR bench: {args.frames} frames per bucket (RapidOCR: first "
         f"{args.ref_per_bucket or args.frames}), ASN of {args.asn_size} cartons + 3 decoys each, "
@@ -195,7 +207,8 @@ def print_table(
     )
     print("columns: acc% = share ACCEPTED; exact% = field-exact among ACCEPTED; acc+ok% = share")
     print("ACCEPTED and correct; wrong = wrong ACCEPTED; text% = printed lines read exactly;")
-    print("p50/p95 = ms per frame end to end (shared 2-core machine: noisy, see the ratio)")
+    print("p50/p95 = wall ms per frame end to end (shared 2-core machine: noisy, see the ratio);")
+    print("cpu50 = median CPU ms per frame, all threads (less sensitive to other load)")
     print()
     header = "| smudge | " + " | ".join(f"{s} {h}" for s in systems for h in heads) + " |"
     print(header)
@@ -208,6 +221,7 @@ def print_table(
         for k in ("n", "accepted", "correct", "wrong", "lines", "lines_exact"):
             setattr(total[s], k, getattr(total[s], k) + getattr(t, k))
         total[s].ms += t.ms
+        total[s].cpu += t.cpu
     print("| all | " + " | ".join(c for s in systems for c in total[s].row()) + " |")
     print()
     d, r = total["dockgate"].ms, total["rapidocr"].ms
@@ -216,6 +230,8 @@ def print_table(
             f"latency, same run: Dockgate p50 {np.median(d):.0f} ms, RapidOCR p50 "
             f"{np.median(r):.0f} ms, ratio {np.median(r) / np.median(d):.1f}x faster"
         )
+        dc, rc = np.median(total["dockgate"].cpu), np.median(total["rapidocr"].cpu)
+        print(f"CPU per frame, same run: Dockgate {dc:.0f} ms, RapidOCR {rc:.0f} ms")
     wrong = sum(total[s].wrong for s in ("dockgate", "dockgate+asn"))
     print(f"wrong ACCEPTED in the whole benchmark (Dockgate, both modes): {wrong}")
 

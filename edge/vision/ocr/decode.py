@@ -88,10 +88,12 @@ class Decoder:
                 j += 1
             if tags[i]:
                 # the field's frames plus two on each side, never into a neighbour's: blank
-                # margins carry no evidence, and crop edges often hold faint junk
+                # margins carry no evidence, and crop edges often hold faint junk. A lot has
+                # no fixed length, so it keeps every frame up to the next character: ink
+                # after it (a smudged tail) must lower its confidence, not be cut off.
                 lo = max(ems[i - 1].last + 1 if i > 0 else 0, ems[i].first - 2)
                 end = ems[j + 1].first if j + 1 < len(ems) else probs.shape[0]
-                hi = min(end, ems[j].last + 3)
+                hi = end if tags[i] == "lot" else min(end, ems[j].last + 3)
                 printed = "".join(self.charset[e.char_class] for e in ems[i : j + 1])
                 out.append(self.field(tags[i], printed, probs[lo:hi]))
             i = j + 1

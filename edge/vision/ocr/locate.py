@@ -41,6 +41,7 @@ class Region:
 class Located:
     region: Region
     lines: tuple[Gray, ...]  # deskewed grey crops, top to bottom
+    dropped: int = 0  # ink bands left out (too thin or beyond MAX_LINES): maybe a lost line
 
 
 def to_gray(image: npt.NDArray[np.uint8]) -> Gray:
@@ -75,8 +76,8 @@ def locate(image: npt.NDArray[np.uint8]) -> Located:
     crop = gray[y : y + h, x : x + w]
     angle = _skew(crop)
     rotated = _rotate(crop, angle)
-    lines = _split_lines(rotated)
-    return Located(Region(x, y, w, h, angle), tuple(lines))
+    lines, dropped = _split_lines(rotated)
+    return Located(Region(x, y, w, h, angle), tuple(lines), dropped)
 
 
 def _ink(gray: Gray, k: int) -> Gray:
@@ -185,7 +186,7 @@ def _skew(gray: Gray) -> float:
     return max(fine, key=sharpness)
 
 
-def _split_lines(gray: Gray) -> list[Gray]:
+def _split_lines(gray: Gray) -> tuple[list[Gray], int]:
     """Cut a deskewed region into text lines at the gaps of its row ink profile."""
     h, w = gray.shape
     k = max(5, (min(h, 60) // 4) | 1)
@@ -193,7 +194,7 @@ def _split_lines(gray: Gray) -> list[Gray]:
     ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 1)))
     rows = ink.sum(axis=1).astype(np.float64) / 255.0
     if rows.max(initial=0.0) <= 0:
-        return [normalise(gray)]
+        return [normalise(gray)], 0
     smooth = np.convolve(rows, np.ones(3) / 3, mode="same")
     on = smooth > max(0.12 * float(smooth.max()), 2.0)
     bands: list[tuple[int, int]] = []
@@ -206,9 +207,14 @@ def _split_lines(gray: Gray) -> list[Gray]:
             start = None
     bands = [piece for band in _merge_bands(bands) for piece in _split_band(rows, *band)]
     if not bands:
-        return [normalise(gray)]
+        return [normalise(gray)], 0
     tallest = max(b - a for a, b in bands)
-    bands = [b for b in bands if b[1] - b[0] >= 0.35 * tallest][:MAX_LINES]
+    kept = [b for b in bands if b[1] - b[0] >= 0.35 * tallest]
+    # a thin band with real ink mass may be a line half eaten by a smudge
+    dropped = sum(
+        1 for b in bands if b not in kept and rows[b[0] : b[1]].sum() > 0.15 * rows.sum()
+    ) + max(len(kept) - MAX_LINES, 0)
+    bands = kept[:MAX_LINES]
     out = []
     for a, b in bands:
         pad = max(3, int((b - a) * 0.3))
@@ -217,7 +223,7 @@ def _split_lines(gray: Gray) -> list[Gray]:
         xpad = int((b - a) * 0.4)
         crop = gray[max(a - pad, 0) : min(b + pad, h), max(x0 - xpad, 0) : min(x1 + xpad, w)]
         out.append(normalise(crop))
-    return out
+    return out, dropped
 
 
 def _split_band(rows: npt.NDArray[np.float64], a: int, b: int) -> list[tuple[int, int]]:

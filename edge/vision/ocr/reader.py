@@ -11,6 +11,7 @@ different lines of the given ASN is ``REVIEW`` whatever its confidence.
 
 from __future__ import annotations
 
+import difflib
 import threading
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.contracts.errors import ErrorCode
-from edge.vision.ocr.asn import AsnMatcher
+from edge.vision.ocr.asn import AsnMatcher, value_forms
 from edge.vision.ocr.config import OcrConfig
 from edge.vision.ocr.decode import Decoder, FieldRead, LineRead
 from edge.vision.ocr.fuse import FusedField, fuse_field
@@ -185,7 +186,9 @@ class Reader:
         reads: dict[str, list[FieldRead]] = {}
         for fr in frames:
             for line in fr.lines:
-                for f in line.fields:
+                # a line the grammar can only explain badly ("KEEP DRY" forced into a lot)
+                # gives no field readings; its text still counts as unexplained ink
+                for f in line.fields if line.fits else ():
                     reads.setdefault(f.name, []).append(f)
         fused: dict[str, FusedField] = {}
         for name, rs in reads.items():
@@ -231,6 +234,31 @@ class Reader:
             **values,
         )
 
+    def _unexplained(self, frames: Sequence[FrameRead], values: dict[str, str | None]) -> bool:
+        """Ink the localiser left out, or a line whose digits neither its confident fields nor
+        the reported values account for: they may be a prod date or SSCC that was not read.
+
+        A line without digits ("KEEP DRY") cannot hide either, so it never counts.
+        """
+        forms = [
+            text
+            for name in REQUIRED
+            if values[name] is not None
+            for text in value_forms(name, str(values[name]))
+        ]
+        for fr in frames:
+            if fr.located.dropped:
+                return True
+            for line in fr.lines:
+                own = [
+                    f.printed
+                    for f in line.fields
+                    if line.fits and f.value is not None and f.confidence >= 0.5
+                ]
+                if _digit_coverage(line.text, [*own, *forms]) < 0.7:
+                    return True
+        return False
+
     def _status(
         self,
         missing: list[str],
@@ -249,6 +277,9 @@ class Reader:
             # an optional field is printed (its label is there) but was not read: accepting
             # would book the carton without it
             return REVIEW, f"{code}: {', '.join(unread)} printed but not read"
+        if any(values[n] is None for n in OPTIONAL) and self._unexplained(frames, values):
+            # some printed text was not understood; it may be the missing prod date or SSCC
+            return REVIEW, f"{code}: printed text not understood (a field may be missing)"
         if expect:
             on_list = {(a.gtin, a.lot, a.expiry) for a in expect}
             key = (values["gtin"], values["lot"], values["expiry"])
@@ -270,6 +301,18 @@ _OPTIONAL_MARKS = {"sscc": ("(00)", "SSCC"), "prod_date": ("(11)", "PROD", "ç”Ÿä
 def _printed(name: str, frames: Sequence[FrameRead]) -> bool:
     text = "\n".join(fr.text.upper() for fr in frames)
     return any(mark in text for mark in _OPTIONAL_MARKS[name])
+
+
+def _digit_coverage(text: str, values: Sequence[str]) -> float:
+    """Share of the digits in ``text`` that line up with a digit of one of ``values``."""
+    digits = [i for i, c in enumerate(text) if c.isdigit()]
+    if not digits:
+        return 1.0
+    covered: set[int] = set()
+    for v in values:
+        for block in difflib.SequenceMatcher(None, text, v, autojunk=False).get_matching_blocks():
+            covered.update(range(block.a, block.a + block.size))
+    return sum(1 for i in digits if i in covered) / len(digits)
 
 
 def _sample_crop(image: npt.NDArray[np.uint8], located: Located) -> npt.NDArray[np.uint8]:
