@@ -160,7 +160,8 @@ def sync_cmd(config_path: Path | None, once: bool) -> None:
         signer=signer,
         synchronous=cfg.ledger.synchronous,
     )
-    client = CloudClient(cfg.sync.cloud_url, signer, cfg.sync.timeout_s)
+    verify: bool | str = str(cfg.sync.tls_ca_file) if cfg.sync.tls_ca_file else True
+    client = CloudClient(cfg.sync.cloud_url, signer, cfg.sync.timeout_s, verify_tls=verify)
     agent = SyncAgent(ledger, client, signer, StateFile(cfg.device.data_dir / STATE_FILE), cfg.sync)
     try:
         if once:

@@ -34,10 +34,11 @@ class CloudClient:
         signer: DeviceSigner,
         timeout: float = 30.0,
         http: httpx.Client | None = None,
+        verify_tls: bool | str = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.signer = signer
-        self._http = http or httpx.Client(timeout=timeout)
+        self._http = http or httpx.Client(timeout=timeout, verify=verify_tls)
         self._owned = http is None
 
     def close(self) -> None:
