@@ -42,7 +42,7 @@ from edge.codes.grammar import (
 )
 from edge.codes.model import CartonCode, CodeIssue, FieldMatch, ParseResult
 from edge.codes.normalize import normalize
-from edge.codes.scan import parse_scan
+from edge.codes.scan import format_scan, parse_scan
 from edge.codes.text import format_field, gs1_year, parse_text, printable_forms, validate_field
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "Slot",
     "SlotKind",
     "format_field",
+    "format_scan",
     "forms_for",
     "gs1_check_digit",
     "gs1_year",

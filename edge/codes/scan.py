@@ -11,12 +11,15 @@ read and an OCR read of the same carton compare equal.
 
 from __future__ import annotations
 
+import calendar
 import re
+from collections.abc import Sequence
+from datetime import date
 
 import biip
 from biip.gs1_messages import GS1Message
 
-from edge.codes.model import CodeIssue, FieldMatch, ParseResult
+from edge.codes.model import CartonCode, CodeIssue, FieldMatch, ParseResult
 from edge.contracts.errors import ErrorCode
 
 GS = "\x1d"
@@ -119,3 +122,41 @@ def _plain(payload: str, sym: str | None) -> ParseResult:
     reason = res.gtin_error or res.gs1_message_error or "not a GS1 element string or GTIN"
     field = "gtin" if payload.isdigit() else None
     return ParseResult(payload, errors=(CodeIssue(_INVALID, reason, field),), symbology=sym)
+
+
+def format_scan(
+    code: CartonCode,
+    *,
+    symbology: str | None = "]C1",
+    order: Sequence[str] = ("sscc", "gtin", "expiry", "prod_date", "lot"),
+    day00: bool = False,
+) -> str:
+    """What a scanner sends for a GS1 symbol carrying ``code`` (simulators and tests use it).
+
+    Fields go in ``order`` (those that are None are skipped); a variable-length field (the lot)
+    is ended by GS unless it is last, exactly as FNC1 is transmitted. ``day00`` prints a
+    month's last day as ``00`` in the YYMMDD dates.
+    """
+    parts: list[str] = []
+    values = {
+        "sscc": code.sscc,
+        "gtin": code.gtin,
+        "expiry": _yymmdd(code.expiry, day00),
+        "prod_date": _yymmdd(code.prod_date, day00) if code.prod_date else None,
+        "lot": code.lot,
+    }
+    present = [f for f in order if values.get(f) is not None]
+    for i, f in enumerate(present):
+        parts.append(_AI_OF[f] + str(values[f]))
+        if f == "lot" and i < len(present) - 1:
+            parts.append(GS)
+    return (symbology or "") + "".join(parts)
+
+
+_AI_OF = {"sscc": "00", "gtin": "01", "expiry": "17", "prod_date": "11", "lot": "10"}
+
+
+def _yymmdd(d: date, day00: bool) -> str:
+    last = calendar.monthrange(d.year, d.month)[1]
+    day = "00" if day00 and d.day == last else f"{d.day:02d}"
+    return f"{d.year % 100:02d}{d.month:02d}{day}"

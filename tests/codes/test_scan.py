@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edge.codes import CartonCode, parse_scan, parse_text
+from edge.codes import LOT_CHARS, CartonCode, format_scan, gs1_check_digit, parse_scan, parse_text
 
 GS = "\x1d"
 CODE = CartonCode("06901234567892", "A24B117", date(2027, 8, 31), date(2025, 8, 31))
@@ -89,3 +91,43 @@ def test_bad_frames(frame: bytes) -> None:
     assert not r.ok
     assert r.carton() is None
     assert all(e.code.value == "CODE_INVALID" for e in r.errors)
+
+
+@st.composite
+def _codes(draw: st.DrawFn) -> CartonCode:
+    def mod10(n: int) -> str:
+        body = draw(st.text("0123456789", min_size=n - 1, max_size=n - 1))
+        return body + str(gs1_check_digit(body))
+
+    expiry = draw(st.dates(date(2000, 1, 1), date(2049, 12, 31)))
+    prod = draw(st.none() | st.dates(date(2000, 1, 1), expiry))
+    lot = draw(
+        st.text(LOT_CHARS, min_size=3, max_size=20).filter(lambda s: any(c.isalnum() for c in s))
+    )
+    return CartonCode(mod10(14), lot, expiry, prod, draw(st.none() | st.just(mod10(18))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _codes(),
+    st.permutations(["sscc", "gtin", "expiry", "prod_date", "lot"]),
+    st.sampled_from(["]C1", "]d2", "]Q3", "]e0", None]),
+    st.booleans(),
+    st.sampled_from(["", "\r\n", "\r", "\n"]),
+)
+def test_scan_round_trip(
+    code: CartonCode, order: list[str], sym: str | None, day00: bool, end: str
+) -> None:
+    """Any field order (the lot mid-string needs its GS), any GS1 symbology, terminators."""
+    frame = format_scan(code, symbology=sym, order=order, day00=day00) + end
+    r = parse_scan(frame.encode("ascii"))
+    assert r.ok, (frame, r.errors)
+    assert r.carton() == code
+    assert r.symbology == sym
+
+
+def test_format_scan_example() -> None:
+    assert format_scan(CODE) == "]C1010690123456789217270831112508311" + "0A24B117"
+    assert format_scan(CODE, order=("lot", "gtin"), symbology=None) == (
+        "10A24B117" + GS + "0106901234567892"
+    )
