@@ -18,14 +18,14 @@ every form can print is :data:`CHARSET`.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 
 DIGITS = "0123456789"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LOT_CHARS = LETTERS + DIGITS + "-"
 LOT_MIN, LOT_MAX = 3, 20
-MONTHS = tuple(m.upper() for m in calendar.month_abbr[1:])  # JAN .. DEC
+# spelled out: calendar.month_abbr follows the process locale (a zh_CN box would say "1月")
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 DATE_SEPARATORS = {"dash": "-", "dot": ".", "slash": "/"}
 
 FIELDS = ("gtin", "lot", "expiry", "prod_date", "sscc")
