@@ -52,7 +52,7 @@ def enroll_cmd(config_path: Path | None, cloud_url: str, token: str, key_type: s
 
     cfg = _load(config_path)
     trust_dir = cfg.sync.resolved_trust_dir(cfg.device.data_dir)
-    verify: bool | str = str(cfg.sync.tls_ca_file) if cfg.sync.tls_ca_file else True
+    verify = cfg.sync.tls_verify()
     try:
         ident = enroll(trust_dir, cloud_url, token, cfg.device.id, key_type, verify_tls=verify)
     except DockgateError as exc:
@@ -160,7 +160,7 @@ def sync_cmd(config_path: Path | None, once: bool) -> None:
         signer=signer,
         synchronous=cfg.ledger.synchronous,
     )
-    verify: bool | str = str(cfg.sync.tls_ca_file) if cfg.sync.tls_ca_file else True
+    verify = cfg.sync.tls_verify()
     client = CloudClient(cfg.sync.cloud_url, signer, cfg.sync.timeout_s, verify_tls=verify)
     agent = SyncAgent(ledger, client, signer, StateFile(cfg.device.data_dir / STATE_FILE), cfg.sync)
     try:

@@ -9,6 +9,7 @@ retried once: cheap edge boxes often have no RTC battery.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 
 import httpx
@@ -34,7 +35,7 @@ class CloudClient:
         signer: DeviceSigner,
         timeout: float = 30.0,
         http: httpx.Client | None = None,
-        verify_tls: bool | str = True,
+        verify_tls: bool | ssl.SSLContext = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.signer = signer

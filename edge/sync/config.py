@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from pydantic import Field
@@ -39,6 +40,12 @@ class SyncConfig(StrictModel):
     freeze_wait_s: float = Field(
         20.0, ge=0.5, le=55, description="long-poll wait for fleet QA freezes (server holds it)"
     )
+
+    def tls_verify(self) -> bool | ssl.SSLContext:
+        """What httpx verifies the cloud's HTTPS certificate against."""
+        if self.tls_ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.tls_ca_file))
 
     def resolved_trust_dir(self, data_dir: Path) -> Path:
         return self.trust_dir if self.trust_dir is not None else data_dir / "trust"

@@ -6,6 +6,7 @@ device; the cloud answers with the device certificate and the fleet CA chain.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
@@ -46,7 +47,7 @@ def enroll(
     device_id: str,
     key_kind: str = "ed25519",
     timeout: float = 15.0,
-    verify_tls: bool | str = True,
+    verify_tls: bool | ssl.SSLContext = True,
 ) -> Identity:
     """Enroll this device with the cloud at ``cloud_url`` using a one-time ``token``.
 

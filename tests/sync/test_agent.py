@@ -250,3 +250,16 @@ def test_wiped_and_reenrolled_node_never_loses_its_outbox(cloud: CloudEnv, tmp_p
         assert led.outbox_stats().pending == pending
     conflicts = cloud.http.get("/v1/conflicts?code=CHAIN_FORK", headers=cloud.login("qa")).json()
     assert conflicts
+
+
+def test_tls_ca_file_builds_a_verifying_context(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.trust.pki import make_ca
+
+    issuer = make_ca(tmp_path)
+    ca = tmp_path / "cloud-ca.pem"
+    ca.write_text(issuer.chain_pem())
+    ctx = SyncConfig(tls_ca_file=ca).tls_verify()
+    assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED
+    assert SyncConfig().tls_verify() is True
