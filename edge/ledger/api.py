@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC
+from functools import partial
 from pathlib import Path
 
 from edge.contracts.errors import DockgateError, ErrorCode
@@ -13,6 +14,7 @@ from edge.ledger import codes, db, kpis, masterdata, migrations, queries, verify
 from edge.ledger.bookings import Bookings
 from edge.ledger.ledger import AppendResult, Clock, LedgerCore
 from edge.ledger.queries import BatchInfo, OutboxStats, StockRow
+from edge.ledger.rows import EVENT_COLUMNS, row_to_event
 from edge.ledger.rules import sellable
 from edge.ledger.verify import VerifyReport
 
@@ -126,6 +128,32 @@ class Ledger(Bookings, LedgerCore):
         ]
         reason = f"expires within {ctx.block_days} days"
         return [self.expiry_block(b.sku, b.lot, reason=reason, actor=actor) for b in due]
+
+    def sign_pending(self, signer: Signer, batch: int = 500) -> int:
+        """Sign outbox rows written before enrollment, in seq order; returns how many."""
+        done = 0
+        while True:
+            with self.lock:
+                rows = self.conn.execute(
+                    f"SELECT {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}, "  # noqa: S608 - constant SQL fragments only; values are bound
+                    "o.model_version FROM outbox o JOIN events e USING (seq) "
+                    "WHERE o.envelope IS NULL ORDER BY o.seq LIMIT ?",
+                    (batch,),
+                ).fetchall()
+                if not rows:
+                    return done
+                envelopes = [
+                    (signer.sign_event(row_to_event(r[:9]).to_dict(), model_version=r[9]), r[0])
+                    for r in rows
+                ]
+                self._write_txn(
+                    partial(
+                        self.conn.executemany,
+                        "UPDATE outbox SET envelope = ? WHERE seq = ?",
+                        envelopes,
+                    )
+                )
+                done += len(rows)
 
     # outbox for the sync agent ---------------------------------------------------------
     def outbox_pending(self, limit: int = 500) -> list[tuple[int, str, str]]:

@@ -21,7 +21,8 @@ from rich.table import Table
 
 from edge.config import load_edge_config
 from edge.ledger.api import Ledger
-from edge.ledger.ledger import AppendResult, stored_device_id
+from edge.ledger.db import stored_device_id
+from edge.ledger.ledger import AppendResult
 
 
 @dataclasses.dataclass

@@ -85,3 +85,28 @@ def raise_storage_error(exc: BaseException, what: str) -> NoReturn:
     raise DockgateError(
         ErrorCode.LEDGER_WRITE_FAILED, f"{what}: {type(exc).__name__}: {exc}"
     ) from exc
+
+
+def bind_device(database: sqlite_utils.Database, device_id: str) -> None:
+    """A ledger file belongs to one device for life: refuse to open it as another."""
+    row = database.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+    if row is None:
+        database.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?)", (device_id,))
+    elif row[0] != device_id:
+        raise DockgateError(
+            ErrorCode.DEVICE_MISMATCH, f"this ledger belongs to device {row[0]}, not {device_id}"
+        )
+
+
+def stored_device_id(path: Path) -> str | None:
+    """The device a ledger file belongs to (None for a new file), without migrating it."""
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])

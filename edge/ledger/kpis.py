@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from edge.contracts.event import EventKind
 from edge.ledger import projection
-from edge.ledger.ledger import format_ts
+from edge.ledger.rows import format_ts
 from edge.ledger.rules import AVAILABLE_ZONES
 
 

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +32,7 @@ from edge.contracts.signing import Signer
 from edge.ledger import codes, db, migrations, projection, rules
 from edge.ledger.groupcommit import GroupCommit, Pending
 from edge.ledger.hashing import proves_intact
+from edge.ledger.rows import _ROW_ORDER, EVENT_COLUMNS, format_ts, row_to_event
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -74,22 +74,6 @@ class _Block:
     failure: DockgateError | None = None
 
 
-def format_ts(moment: datetime) -> str:
-    """UTC RFC 3339 with milliseconds, e.g. ``2026-11-22T05:10:14.123Z``."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
-    """An ``events`` row (seq, id, device_id, ts, kind, actor, payload, prev_hash, hash)."""
-    seq, eid, device, ts, kind, actor, payload, prev, digest = row
-    return Event(eid, device, seq, ts, kind, actor, json.loads(payload), prev, digest)
-
-
-EVENT_COLUMNS = "seq, id, device_id, ts, kind, actor, payload, prev_hash, hash"
-_ROW_ORDER = ("seq", "id", "device_id", "ts", "kind", "actor")
-
-
 class LedgerCore:
     """Connection, migrations, the append path and the outbox. See :class:`Ledger`."""
 
@@ -124,7 +108,7 @@ class LedgerCore:
         database = db.connect(path, synchronous=synchronous, max_size_mb=max_size_mb)
         try:
             migrations.apply(database, path)
-            _bind_device(database, device_id)
+            db.bind_device(database, device_id)
         except sqlite3.Error as exc:
             database.conn.close()
             db.raise_storage_error(exc, f"open {path}")
@@ -296,7 +280,7 @@ class LedgerCore:
         if req.model_version is not None:
             prepared.payload["model_version"] = str(req.model_version)
         watched = _skus_taken(prepared.effects)
-        before = {sku: self._available(sku) for sku in watched}
+        before = {sku: rules.available(self.conn, sku) for sku in watched}
         event = self._write(head, req.kind, prepared.payload, actor, event_id, req.model_version)
         projection.apply_sql(self.conn, prepared.effects, event.ts)
         alerts = tuple(self._safety_alerts(head, event, before))
@@ -392,54 +376,13 @@ class LedgerCore:
         warnings = tuple(w for w in found if isinstance(w, str)) if isinstance(found, list) else ()
         return AppendResult(event, warnings, True, tuple(row_to_event(a) for a in alerts))
 
-    def _available(self, sku: str) -> int:
-        row = self.conn.execute(
-            "SELECT COALESCE(SUM(s.qty), 0) FROM stock s JOIN locations l ON l.code = s.location "  # noqa: S608 - constant SQL fragments only; values are bound
-            f"WHERE s.sku = ? AND l.zone IN {rules.AVAILABLE_ZONES!r}",
-            (sku,),
-        ).fetchone()
-        return int(row[0])
-
     def _safety_alerts(self, head: _Head, cause: Event, before: dict[str, int]) -> list[Event]:
-        alerts = []
-        for sku, was in before.items():
-            row = self.conn.execute(
-                "SELECT safety_stock FROM skus WHERE sku = ?", (sku,)
-            ).fetchone()
-            safety = int(row[0]) if row else 0
-            now = self._available(sku)
-            if safety and was >= safety > now:
-                payload = {
-                    "code": ErrorCode.BELOW_SAFETY_STOCK.value,
-                    "sku": sku,
-                    "available": now,
-                    "safety_stock": safety,
-                    "cause": cause.id,
-                }
-                device = f"device:{self.device_id}"
-                alerts.append(self._write(head, EventKind.ALERT, payload, device, None, None))
-        return alerts
-
-    # signing later ---------------------------------------------------------------------
-    def sign_pending(self, signer: Signer, batch: int = 500) -> int:
-        """Sign outbox rows written before enrollment, in seq order; returns how many."""
-        done = 0
-        while True:
-            with self.lock:
-                rows = self.conn.execute(
-                    f"SELECT {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))}, "  # noqa: S608 - constant SQL fragments only; values are bound
-                    "o.model_version FROM outbox o JOIN events e USING (seq) "
-                    "WHERE o.envelope IS NULL ORDER BY o.seq LIMIT ?",
-                    (batch,),
-                ).fetchall()
-                if not rows:
-                    return done
-                envelopes = [
-                    (signer.sign_event(row_to_event(r[:9]).to_dict(), model_version=r[9]), r[0])
-                    for r in rows
-                ]
-                self._write_txn(partial(self.conn.executemany, _SET_ENVELOPE, envelopes))
-                done += len(rows)
+        device = f"device:{self.device_id}"
+        return [
+            self._write(head, EventKind.ALERT, payload, device, None, None)
+            for sku, was in before.items()
+            if (payload := rules.safety_alert(self.conn, sku, was, cause.id)) is not None
+        ]
 
     def _write_txn(self, work: Callable[[], object]) -> None:
         with self.lock:
@@ -457,9 +400,6 @@ class LedgerCore:
                 raise
 
 
-_SET_ENVELOPE = "UPDATE outbox SET envelope = ? WHERE seq = ?"
-
-
 def _skus_taken(fx: projection.Effects) -> set[str]:
     return {sku for sku, _lot, _loc, delta in fx.moves if delta < 0}
 
@@ -469,28 +409,3 @@ def _check_event_id(raw: str) -> str:
         return str(uuid.UUID(str(raw)))
     except ValueError:
         raise DockgateError(ErrorCode.EVENT_INVALID, f"event id {raw!r} is not a UUID") from None
-
-
-def _bind_device(database: sqlite_utils.Database, device_id: str) -> None:
-    """A ledger file belongs to one device for life: refuse to open it as another."""
-    row = database.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
-    if row is None:
-        database.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?)", (device_id,))
-    elif row[0] != device_id:
-        raise DockgateError(
-            ErrorCode.DEVICE_MISMATCH, f"this ledger belongs to device {row[0]}, not {device_id}"
-        )
-
-
-def stored_device_id(path: Path) -> str | None:
-    """The device a ledger file belongs to (None for a new file), without migrating it."""
-    if not path.exists():
-        return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
-    return None if row is None else str(row[0])

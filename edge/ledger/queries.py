@@ -8,7 +8,7 @@ from typing import Any
 
 from edge.contracts.event import Event
 from edge.ledger import codes
-from edge.ledger.ledger import EVENT_COLUMNS, row_to_event
+from edge.ledger.rows import EVENT_COLUMNS, row_to_event
 from edge.ledger.rules import fefo_key
 
 

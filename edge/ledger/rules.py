@@ -368,3 +368,32 @@ def sellable(expiry: str | None, ctx: Context) -> bool:
     """Outside the block window (or no expiry at all)."""
     left = days_left(expiry, ctx.today)
     return left is None or left > ctx.block_days
+
+
+def available(conn: sqlite3.Connection, sku: str) -> int:
+    """Base units of ``sku`` in the available zones (what safety stock is compared with)."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(s.qty), 0) FROM stock s JOIN locations l ON l.code = s.location "  # noqa: S608 - constant SQL fragments only; values are bound
+        f"WHERE s.sku = ? AND l.zone IN {AVAILABLE_ZONES!r}",
+        (sku,),
+    ).fetchone()
+    return int(row[0])
+
+
+def safety_alert(
+    conn: sqlite3.Connection, sku: str, was: int, cause_id: str
+) -> dict[str, Any] | None:
+    """The alert payload when a movement took ``sku`` from at/above its safety stock to below
+    it (once per crossing, not for every later pick), else None."""
+    row = conn.execute("SELECT safety_stock FROM skus WHERE sku = ?", (sku,)).fetchone()
+    safety = int(row[0]) if row else 0
+    now = available(conn, sku)
+    if not (safety and was >= safety > now):
+        return None
+    return {
+        "code": ErrorCode.BELOW_SAFETY_STOCK.value,
+        "sku": sku,
+        "available": now,
+        "safety_stock": safety,
+        "cause": cause_id,
+    }

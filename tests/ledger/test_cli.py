@@ -107,7 +107,7 @@ def test_db_from_config_file(tmp_path: Path) -> None:
     cfg.write_text(f'[device]\nid = "edge-33"\ndata_dir = "{tmp_path}"\n')
     result = CliRunner().invoke(cli, ["ledger", "--config", str(cfg), "outbox"])
     assert result.exit_code == 0, result.output
-    from edge.ledger.ledger import stored_device_id
+    from edge.ledger.db import stored_device_id
 
     assert stored_device_id(tmp_path / "ledger.db") == "edge-33"
 

@@ -10,8 +10,7 @@ import pytest
 
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.ledger import Ledger, migrations
-from edge.ledger.db import connect
-from edge.ledger.ledger import stored_device_id
+from edge.ledger.db import connect, stored_device_id
 from tests.ledger.helpers import ACTOR, Clock, seed
 
 
