@@ -106,3 +106,15 @@ def test_read_image_function() -> None:
 
     r = read_image(printed_line("(01)06901234567892(17)270831(10)A24B117"))
     assert isinstance(r, CartonRead) and r.status == "ACCEPTED" and r.file is None
+
+
+def test_text_without_digits_does_not_block_a_read(reader: Reader) -> None:
+    r = reader.read(label(["KEEP DRY", *CODE]))
+    assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+
+
+def test_unexplained_digits_block_acceptance(reader: Reader) -> None:
+    # digits no field accounts for may be a prod date or SSCC the reader could not parse
+    r = reader.read(label([*CODE, "NET 3814 7729 0651"]))
+    assert r.status == "REVIEW" and _fields(r) == TRUTH
+    assert r.reason is not None and "not understood" in r.reason
