@@ -5,7 +5,7 @@ with whatever the runtime has wired. A missing part is ``None`` and the page say
 "not configured" - the panel never invents a figure.
 
 Carton events arrive on the runtime bus (``edge/runtime/bus.py``) under :data:`CARTON_TOPIC`
-as :class:`CartonEvent` payloads; this dataclass is the proposed contract for the pipeline.
+as :class:`CartonEvent` payloads, defined with the pipeline in ``edge/runtime/carton.py``.
 """
 
 from __future__ import annotations
@@ -15,42 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from edge.runtime.bus import Bus
+from edge.runtime.carton import (  # the pipeline's contract, re-exported for the panel
+    CARTON_TOPIC,
+    STATUSES,
+    CartonEvent,
+    DefectBox,
+    Status,
+)
 
-CARTON_TOPIC = "carton.read"
-Status = Literal["ACCEPTED", "REVIEW", "UNREADABLE", "ERROR"]
-STATUSES: tuple[Status, ...] = ("ACCEPTED", "REVIEW", "UNREADABLE", "ERROR")
-
-
-@dataclass(frozen=True)
-class DefectBox:
-    """Where the defect model saw damage, as fractions (0..1) of the crop's width and height."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-    label: str = "damage"
-
-
-@dataclass(frozen=True)
-class CartonEvent:
-    """One carton through the gate, as the pipeline publishes it on ``carton.read``."""
-
-    carton_id: str
-    ts: str  # UTC, RFC 3339
-    status: Status
-    confidence: float
-    fields: Mapping[str, str] = field(default_factory=dict)  # gtin, lot, expiry, sscc
-    text: str = ""
-    reason: str = ""  # error code for UNREADABLE / ERROR
-    defect: Literal["ok", "damaged", "not_run"] = "not_run"
-    defect_score: float | None = None
-    defect_boxes: tuple[DefectBox, ...] = ()
-    signature: Literal["signed", "unsigned", "invalid"] = "unsigned"
-    agv_task: str | None = None
-    latency_ms: float | None = None
-    crop: bytes | None = None  # PNG or JPEG bytes of the code region / carton
-    crop_type: str = "image/png"
+__all__ = ["CARTON_TOPIC", "STATUSES", "CartonEvent", "DefectBox", "Status"]
 
 
 # ledger -------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ All frozen: they cross thread boundaries and end up on the bus for the panel.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from edge.camera.frame import Frame
 
@@ -72,3 +73,43 @@ class CartonOutcome:
     latency_ms: float = 0.0
     tracking_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# what the live view and any other subscriber receive ----------------------------------------
+CARTON_TOPIC = "carton.read"
+Status = Literal["ACCEPTED", "REVIEW", "UNREADABLE", "ERROR"]
+STATUSES: tuple[Status, ...] = ("ACCEPTED", "REVIEW", "UNREADABLE", "ERROR")
+
+
+@dataclass(frozen=True)
+class DefectBox:
+    """Where the defect model saw damage, as fractions (0..1) of the crop's width and height."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    label: str = "damage"
+
+
+@dataclass(frozen=True)
+class CartonEvent:
+    """One carton through the gate, as the pipeline publishes it on ``carton.read``."""
+
+    carton_id: str
+    ts: str  # UTC, RFC 3339
+    status: Status
+    confidence: float
+    fields: Mapping[str, str] = field(default_factory=dict)  # gtin, lot, expiry, sscc
+    text: str = ""
+    reason: str = ""  # error code for UNREADABLE / ERROR
+    defect: Literal["ok", "damaged", "not_run"] = "not_run"
+    defect_score: float | None = None
+    defect_boxes: tuple[DefectBox, ...] = ()
+    signature: Literal["signed", "unsigned", "invalid"] = "unsigned"
+    agv_task: str | None = None
+    latency_ms: float | None = None
+    crop: bytes | None = None  # PNG or JPEG bytes of the code region / carton
+    crop_type: str = "image/png"
+    decision: str = ""  # the gate's Decision value (RECEIVED, HELD, FROZEN, ...)
+    location: str | None = None  # where the ledger put the carton

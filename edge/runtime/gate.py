@@ -13,23 +13,36 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
+import cv2
 import uuid_utils
 
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.runtime.bus import Bus
-from edge.runtime.carton import CartonFrames, CartonOutcome, CartonResult, Decision
+from edge.runtime.carton import (
+    CARTON_TOPIC,
+    STATUSES,
+    CartonEvent,
+    CartonFrames,
+    CartonOutcome,
+    CartonResult,
+    Decision,
+    DefectBox,
+    Status,
+)
 from edge.runtime.settings import GateConfig
+
+if TYPE_CHECKING:
+    from edge.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 ACCEPTED, REVIEW = "ACCEPTED", "REVIEW"
 # defect actions, as edge.vision.defects.verdict.Action spells them
 ACT_FREEZE, ACT_REVIEW = "freeze", "review"
-TOPIC_CARTON = "carton.done"
 
 
 class Sorter(Protocol):
@@ -45,25 +58,11 @@ class TaskSink(Protocol):
     def submit_transport(self, task_id: str, carton_id: str, from_node: str, to: str) -> None: ...
 
 
-class LedgerLike(Protocol):
-    device_id: str
-
-    def transaction(self) -> AbstractContextManager[Any]: ...
-    def sku_by_gtin(self, gtin: str) -> str: ...
-    def choose_putaway_slot(self, sku: str, lot: str, expiry: str | None = None) -> str: ...
-    def record_read(self, read: Any, *, actor: str, model_version: str | None = None) -> Any: ...
-    def record_verdict(self, v: Any, *, actor: str, model_version: str | None = None) -> Any: ...
-    def receive(self, sku: str, lot: str, qty: int, **kw: Any) -> Any: ...
-    def putaway(self, sku: str, lot: str, qty: int, **kw: Any) -> Any: ...
-    def freeze(self, sku: str, lot: str, **kw: Any) -> Any: ...
-    def hold_unidentified(self, qty: int = 1, **kw: Any) -> Any: ...
-
-
 @dataclass
 class Gate:
     """Books one carton at a time; call :meth:`book` from a single booking thread."""
 
-    ledger: LedgerLike
+    ledger: Ledger
     config: GateConfig
     bus: Bus
     sorter: Sorter | None = None
@@ -86,7 +85,7 @@ class Gate:
             outcome = self._outcome(
                 result, Decision.ERROR, reason=f"{exc.code.value}: {exc.message}"
             )
-        self._act(outcome)
+        self._act(outcome, result)
         return outcome
 
     def divert(self, carton: CartonFrames, reason: str) -> CartonOutcome:
@@ -217,7 +216,7 @@ class Gate:
         return read.reason or f"{read.status}: code not read with enough certainty"
 
     # after the commit --------------------------------------------------------------------
-    def _act(self, outcome: CartonOutcome) -> None:
+    def _act(self, outcome: CartonOutcome, result: CartonResult | None = None) -> None:
         chute = {
             Decision.RECEIVED: self.config.chute_putaway,
             Decision.FROZEN: self.config.chute_quarantine,
@@ -235,7 +234,7 @@ class Gate:
                 self.config.node,
                 outcome.location,
             )
-        self.bus.publish(TOPIC_CARTON, outcome)
+        self.bus.publish(CARTON_TOPIC, live_event(outcome, result, signed=self._signed()))
 
     def _outcome(self, result: CartonResult, decision: Decision, **kw: Any) -> CartonOutcome:
         read, verdict, carton = result.read, result.verdict, result.carton
@@ -263,6 +262,66 @@ class Gate:
 
     def _signed(self) -> bool:
         return getattr(self.ledger, "signer", None) is not None
+
+
+def live_event(outcome: CartonOutcome, result: CartonResult | None, *, signed: bool) -> CartonEvent:
+    """The live-view event for one carton: fields, verdict, a small JPEG of the frame."""
+    read = result.read if result is not None else None
+    status: Status = "ERROR"
+    for known in STATUSES:
+        if outcome.status == known:
+            status = known
+    fields = {
+        k: str(v)
+        for k, v in (("gtin", outcome.gtin), ("lot", outcome.lot), ("expiry", outcome.expiry))
+        if v
+    }
+    if read is not None and read.sscc:
+        fields["sscc"] = read.sscc
+    crop: bytes | None = None
+    boxes: tuple[DefectBox, ...] = ()
+    frame = None
+    if result is not None:
+        frames = result.carton.frames
+        frame = result.best_frame or (frames[len(frames) // 2] if frames else None)
+    if frame is not None:
+        crop = _thumbnail(frame.image)
+        h, w = frame.image.shape[:2]
+        if outcome.defect_box is not None and outcome.defect_class not in (None, "ok"):
+            x0, y0, x1, y1 = outcome.defect_box
+            boxes = (
+                DefectBox(x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h, outcome.defect_class or ""),
+            )
+    damaged = outcome.decision is Decision.FROZEN or (
+        result is not None and result.defect_action != "pass"
+    )
+    return CartonEvent(
+        carton_id=outcome.carton_id,
+        ts=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        status=status,
+        confidence=outcome.confidence,
+        fields=fields,
+        text=read.text if read is not None else "",
+        reason=outcome.reason,
+        defect="not_run" if outcome.defect_score is None else ("damaged" if damaged else "ok"),
+        defect_score=outcome.defect_score,
+        defect_boxes=boxes,
+        signature="signed" if signed else "unsigned",
+        agv_task=outcome.task_id,
+        latency_ms=round(outcome.latency_ms, 1),
+        crop=crop,
+        crop_type="image/jpeg",
+        decision=outcome.decision.value,
+        location=outcome.location,
+    )
+
+
+def _thumbnail(image: Any, width: int = 480) -> bytes | None:
+    h, w = image.shape[:2]
+    if w > width:
+        image = cv2.resize(image, (width, max(1, h * width // w)), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return bytes(data) if ok else None
 
 
 def new_carton_id() -> str:

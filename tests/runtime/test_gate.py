@@ -13,8 +13,8 @@ from edge.camera.frame import Frame
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.ledger import Ledger
 from edge.runtime.bus import Bus
-from edge.runtime.carton import CartonFrames, CartonResult, Decision, Trigger
-from edge.runtime.gate import TOPIC_CARTON, Gate, new_carton_id
+from edge.runtime.carton import CARTON_TOPIC, CartonFrames, CartonResult, Decision, Trigger
+from edge.runtime.gate import Gate, new_carton_id
 from edge.runtime.settings import GateConfig
 from edge.vision.defects.model import DefectVerdict
 from edge.vision.ocr.reader import CartonRead
@@ -94,7 +94,7 @@ def kinds(ledger: Ledger, seqs: tuple[int, ...]) -> list[str]:
 
 def test_accepted_good_carton_is_received_put_away_and_dispatched(wired, gate_ledger) -> None:  # type: ignore[no-untyped-def]
     gate, sorter, tasks, bus = wired
-    sub = bus.subscribe([TOPIC_CARTON])
+    sub = bus.subscribe([CARTON_TOPIC])
     outcome = gate.book(result(read(), verdict(0.01)))
     assert outcome.decision is Decision.RECEIVED
     assert kinds(gate_ledger, outcome.seqs) == [
@@ -108,7 +108,9 @@ def test_accepted_good_carton_is_received_put_away_and_dispatched(wired, gate_le
     assert stock == {("A24B117", outcome.location): 12}  # one case of 12
     assert sorter.sorted == [(outcome.carton_id, 7, 1)]
     assert tasks.tasks and tasks.tasks[0][3] == outcome.location
-    assert sub.get(1.0) is not None
+    live = sub.get(1.0)
+    assert live is not None and live.payload.decision == "RECEIVED"
+    assert live.payload.fields["lot"] == "A24B117" and live.payload.crop  # JPEG thumbnail
     assert gate_ledger.verify().ok
 
 
