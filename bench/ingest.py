@@ -213,11 +213,34 @@ def catch_up(
             SyncConfig(cloud_url=cloud.url, batch_size=500, pipeline=pipeline),
         )
         pending = led.outbox_stats().pending
+        cloud_cpu = _tree_cpu(cloud)
+        edge_cpu = time.process_time()
         start = time.perf_counter()
         agent.drain()
         elapsed = time.perf_counter() - start
+        CPU.append((_tree_cpu(cloud) - cloud_cpu, time.process_time() - edge_cpu))
         assert led.outbox_stats().pending == 0 and agent.state.cloud_hwm == led.head()[0]
         return elapsed, pending
+
+
+CPU: list[tuple[float, float]] = []  # (cloud, edge) CPU seconds of each catch-up run
+
+
+def _tree_cpu(cloud: CloudProcess) -> float:
+    """CPU seconds used so far by the cloud process and its uvicorn workers: less sensitive
+    to other load on the machine than wall time."""
+    import psutil
+
+    assert cloud.proc is not None
+    root = psutil.Process(cloud.proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def pg_url() -> str | None:
@@ -304,8 +327,15 @@ def main() -> None:
             f"\ncatch-up of an edge with {catch_n} pending events (batches of 500, median of"
             f" {repeats}; goal < 10 s; 'ref s' = {catch_n} raw verifies just before)"
         )
-        print(f"{'database':<10} {'median s':>9} {'best s':>8} {'events/s':>9} {'ref s':>7}")
+        print(
+            "('cloud CPU s' / 'edge CPU s': CPU seconds the 2 cloud workers / the edge agent used)"
+        )
+        print(
+            f"{'database':<10} {'median s':>9} {'best s':>8} {'events/s':>9} {'ref s':>7}"
+            f" {'cloud CPU s':>12} {'edge CPU s':>11}"
+        )
         for kind in kinds:
+            CPU.clear()
             pairs = [
                 with_ref(lambda k=kind: catch_up(tmp, k, pg, template, cu_ident)[0])
                 for _ in range(repeats)
@@ -313,7 +343,12 @@ def main() -> None:
             times = [t for t, _ in pairs]
             ref_s = catch_n / statistics.median(refs[-repeats:])
             med = statistics.median(times)
-            print(f"{kind:<10} {med:>9.2f} {min(times):>8.2f} {catch_n / med:>9.0f} {ref_s:>7.2f}")
+            cloud_cpu = statistics.median(c for c, _ in CPU)
+            edge_cpu = statistics.median(e for _, e in CPU)
+            print(
+                f"{kind:<10} {med:>9.2f} {min(times):>8.2f} {catch_n / med:>9.0f} {ref_s:>7.2f}"
+                f" {cloud_cpu:>12.2f} {edge_cpu:>11.2f}"
+            )
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared)")
 
 
