@@ -16,7 +16,7 @@ operator's way in. The API at a glance (all thread-safe, all codes from ``edge.c
 - read: ``stock batches frozen_batches history events head held_locations sku_by_gtin
   choose_putaway_slot kpis``.
 - sync agent: ``outbox_pending(limit) outbox_ack(up_to_seq) outbox_stats() sign_pending(signer)``.
-- integrity: ``verify() -> VerifyReport``, ``rebuild_projection()``.
+- integrity: ``verify() -> VerifyReport``, ``rebuild_projection()``, ``backup(dest)``.
 
 Actors are ``user:<name>``, ``device:<id>`` or ``cloud:<origin-device>`` (a freeze fanned out
 from the cloud). Quantities are whole base units unless ``unit`` names a conversion.
