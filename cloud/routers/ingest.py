@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -60,7 +60,10 @@ def _ingest(svc: Services, authorization: str | None, body: bytes) -> SyncResult
             s, svc.keys, authorization, "POST", INGEST_PATH, body, svc.config.clock_skew_s
         )
         device_id = dev.id
-    batch = SyncBatch.model_validate_json(body)
+    try:
+        batch = SyncBatch.model_validate_json(body)
+    except ValidationError as exc:
+        raise DockgateError(ErrorCode.EVENT_INVALID, f"bad batch: {exc}"[:300]) from None
     if batch.device_id != device_id:
         raise DockgateError(ErrorCode.DEVICE_MISMATCH, "batch of another device")
     # 2. verify every envelope, holding no lock; 3. the chain step under the device row lock
@@ -83,10 +86,7 @@ async def ingest(*, request: Request, svc: Svc) -> SyncResult:
     """Store a device's signed envelopes once each; answers the high-water mark."""
     body = await request.body()
     auth = request.headers.get("authorization")
-    try:
-        return await run_in_threadpool(_ingest, svc, auth, body)
-    except ValueError as exc:  # pydantic ValidationError of the batch body
-        raise DockgateError(ErrorCode.EVENT_INVALID, f"bad batch: {exc}"[:300]) from None
+    return await run_in_threadpool(_ingest, svc, auth, body)
 
 
 def _device_for_poll(svc: Services, auth: str | None, path: str) -> tuple[str, str]:

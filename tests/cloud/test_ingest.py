@@ -176,3 +176,12 @@ def test_unknown_certificate_is_device_unknown(cloud: CloudEnv, tmp_path) -> Non
         raise AssertionError("stranger authenticated")
     except DockgateError as exc:
         assert exc.code is ErrorCode.UNAUTHENTICATED
+
+
+def test_malformed_batch_is_event_invalid(cloud: CloudEnv) -> None:
+    ident = cloud.enroll("edge-01")
+    signer = DeviceSigner(ident)
+    body = b'{"device_id": "edge-01", "envelopes": "not-a-list"}'
+    headers = {"Authorization": "Dockgate-Sig " + signer.sign_request("POST", "/v1/ingest", body)}
+    r = cloud.http.post("/v1/ingest", content=body, headers=headers)
+    assert r.status_code == 422 and r.json()["code"] == "EVENT_INVALID"
