@@ -33,9 +33,14 @@ class Broker:
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
-            f"log_dest file {self.workdir / 'mosquitto.log'}\n"
+            # mosquitto drops root privileges before opening a log file, so it could not write
+            # into the test's directory: log to stderr, which this process writes to the file
+            "log_dest stderr\n"
         )
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL)
+        with (self.workdir / "mosquitto.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=log
+            )
         wait_for_port(self.port)
 
     def stop(self, kill: bool = False) -> None:
