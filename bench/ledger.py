@@ -73,6 +73,19 @@ def single_writer(path: Path, n: int, synchronous: str = "FULL") -> Figure:
     return n / elapsed, cpu / n * 1e6, 1.0
 
 
+def batched(path: Path, n: int, per_txn: int) -> Figure:
+    """One writer booking ``per_txn`` events per ``transaction()`` (e.g. a carton's events)."""
+    led = prepared(path)
+    start, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, n, per_txn):
+        with led.transaction():
+            for i in range(first, min(first + per_txn, n)):
+                one_op(led, i)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    led.close()
+    return n / elapsed, cpu / n * 1e6, float(per_txn)
+
+
 def group_commit(path: Path, n: int, threads: int) -> Figure:
     led = prepared(path)
     per = n // threads
@@ -145,6 +158,9 @@ def main() -> None:
                 lambda r: single_writer(d / f"n{r}", n, "NORMAL"),
             ),
         ]
+        cases.append(
+            ("ledger.append, 1 writer, 10 per transaction()", lambda r: batched(d / f"b{r}", n, 10))
+        )
         for threads in (4, 16, 64):
             cases.append(
                 (
