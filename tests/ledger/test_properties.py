@@ -48,6 +48,7 @@ op = st.tuples(
             "read",
             "hold",
             "override",
+            "identify",
         ]
     ),
     st.sampled_from(SKUS),
@@ -113,6 +114,14 @@ def run(
                 led.release(sku, lot, reason="ok", actor="user:qa")
             elif name == "read":
                 led.record_read({"sku": sku, "lot": lot, "conf": n / 13}, actor="device:edge-01")
+            elif name == "identify":
+                held = sorted(k for k in model if k[0] == "UNIDENTIFIED")
+                if held:
+                    _, hold, where = held[n % len(held)]
+                    qty = model[held[n % len(held)]]
+                    led.identify(hold, sku=sku, lot=lot, expiry=EXPIRY[lot], actor=ACTOR)
+                    move(("UNIDENTIFIED", hold, where), -qty)
+                    move((sku, lot, where), qty)
             elif name == "hold":
                 r = led.hold_unidentified(max(n, 1), location="Q-02", actor="device:edge-01")
                 move(("UNIDENTIFIED", r.event.payload["lot"], "Q-02"), max(n, 1))
