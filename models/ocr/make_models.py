@@ -30,9 +30,14 @@ from onnx import numpy_helper
 SOURCE = Path(rapidocr.__file__).parent / "models" / "PP-OCRv6_rec_small.onnx"
 OUT_DIR = Path(__file__).resolve().parent
 OUT_NAME = "rec_ppocrv6_small_codes.onnx"
-VERSION = "ppocrv6-small-rapidocr3.10-codes116"
+VERSION = "ppocrv6-small-rapidocr3.10-codes"
 # Label words seen on Chinese carton prints, plus full-width punctuation printers use.
-CJK = "批号有效期至生产日期保质年月止前限用：（）"
+CJK = "".join(
+    dict.fromkeys(
+        "批号有效期至生产日期保质年月日止前限用：（）"  # the grammar's labels and neighbours
+        "失效制造包装出厂产品净含量规格个天见喷码处瓶底盖编次内使最佳食在此之"  # other label words
+    )
+)
 WEIGHT, BIAS = "linear_8.w_0", "linear_8.b_0"
 
 
@@ -81,7 +86,8 @@ def build() -> dict[str, object]:
         "source_sha256": hashlib.sha256(SOURCE.read_bytes()).hexdigest(),
         "license": "Apache-2.0 (PaddleOCR / RapidOCR)",
         "input": "x: N x 3 x 48 x W float32, (pixel/255 - 0.5)/0.5, W a multiple of 8",
-        "output": "N x W/8 x 116 softmax; class 0 = CTC blank, metadata 'character' = the rest",
+        "output": f"N x W/8 x {len(keep)} softmax; class 0 = CTC blank, "
+        "metadata 'character' lists the others",
     }
 
 
