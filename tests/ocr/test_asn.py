@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.vision.ocr import ctc
+from edge.vision.ocr import strings
 from edge.vision.ocr.asn import AsnMatcher, value_forms
 from tests.ocr.probs import INDEX, matrix
 
@@ -16,7 +16,7 @@ def _lab(text: str) -> list[int]:
 
 def test_spot_finds_a_value_anywhere_and_ranks_look_alikes_below() -> None:
     probs = matrix(LINE)
-    clean, lookalike, absent = ctc.spot(probs, [_lab("A24B117"), _lab("A248117"), _lab("XQ9")])
+    clean, lookalike, absent = strings.spot(probs, [_lab("A24B117"), _lab("A248117"), _lab("XQ9")])
     assert clean > -1.0 and lookalike < clean - 5 and absent < clean - 10
 
 
@@ -24,7 +24,7 @@ def test_spot_survives_a_smudged_label() -> None:
     # the "(10)" label is smeared into noise: no parse finds the lot, spotting still does
     smeared = {i: {"#": 0.3, "%": 0.3} for i in range(28, 32)}
     probs = matrix(LINE, overrides=smeared)
-    (score,) = ctc.spot(probs, [_lab("A24B117")])
+    (score,) = strings.spot(probs, [_lab("A24B117")])
     assert score > -1.0
 
 

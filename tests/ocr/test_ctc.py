@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.vision.ocr import ctc, forms
+from edge.vision.ocr import ctc, forms, strings
 from edge.vision.ocr.decode import Decoder
 from tests.ocr.probs import CHARSET, INDEX, matrix, uniform_digits
 
@@ -46,7 +46,7 @@ def test_literal_forward_equals_brute_force_sum() -> None:
         for path in itertools.product(classes, repeat=4)
         if collapse(path) == target
     )
-    assert math.isclose(math.exp(ctc.literal_forward(probs, list(target))), brute, rel_tol=1e-9)
+    assert math.isclose(math.exp(strings.literal_forward(probs, list(target))), brute, rel_tol=1e-9)
 
 
 def test_graph_forward_of_a_literal_equals_literal_forward() -> None:
@@ -54,7 +54,7 @@ def test_graph_forward_of_a_literal_equals_literal_forward() -> None:
     g = b.compile(b.lit("911"))  # digits: lit() matches letters in either case
     probs = matrix("911", p=0.7)
     labels = [INDEX[c] for c in "911"]
-    assert math.isclose(ctc.forward(probs, g), ctc.literal_forward(probs, labels), rel_tol=1e-9)
+    assert math.isclose(ctc.forward(probs, g), strings.literal_forward(probs, labels), rel_tol=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.vision.ocr import ctc
+from edge.vision.ocr import ctc, strings
 from edge.vision.ocr.forms import MONTHS
 
 Probs = npt.NDArray[np.float64]
@@ -114,7 +114,7 @@ class AsnMatcher:
         for lines in frames:
             best = np.full(len(values), ctc.NEG)
             for probs in lines:
-                scores = ctc.spot(probs, [lab for _, lab in printed])
+                scores = strings.spot(probs, [lab for _, lab in printed])
                 np.maximum.at(best, owners, scores)
             total += best
         return {v: float(total[i]) for i, v in enumerate(values)}

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.vision.ocr import ctc, fields, forms
+from edge.vision.ocr import ctc, fields, forms, strings
 
 Probs = npt.NDArray[np.float64]
 SPACED_TAGS = frozenset({"exp.my", "exp.mon"})
@@ -121,7 +121,7 @@ class Decoder:
 
     def score(self, printed: str, span: Probs) -> float:
         labels = self.labels(printed)
-        return ctc.NEG if labels is None else ctc.literal_forward(span, labels)
+        return ctc.NEG if labels is None else strings.literal_forward(span, labels)
 
     def _repair_digits(self, printed: str, span: Probs) -> str | None:
         cands = [
@@ -134,7 +134,7 @@ class Decoder:
         if not cands:
             return None
         labels = [self.labels(c) or [] for c in cands]
-        scores = ctc.literal_forward_many(span, labels)
+        scores = strings.literal_forward_many(span, labels)
         return cands[int(np.argmax(scores))]
 
     def candidates(
