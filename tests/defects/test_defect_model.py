@@ -1,0 +1,127 @@
+"""The shipped defect model: manifest and sha256, committed samples, location, latency field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.contracts.errors import DockgateError, ErrorCode
+from edge.vision.defects.model import DefectModel
+from edge.vision.defects.verdict import Action, verdict_action
+from edge.vision.session import MODELS_DIR, model_entry, sha256_file
+from tests.defects.conftest import SAMPLES
+
+MAX_BYTES = 10 * 1024 * 1024
+
+
+def test_manifest_sha256_matches_the_file() -> None:
+    entry = model_entry("defect")
+    assert entry.path.is_file()
+    assert sha256_file(entry.path) == entry.sha256
+    assert entry.path.stat().st_size == entry.size
+    assert entry.size is not None and entry.size < MAX_BYTES
+
+
+def test_model_contract(shipped_model: DefectModel) -> None:
+    info = shipped_model.info
+    assert {"ok", "crack", "crush", "tear", "wet"} <= set(info.classes)
+    assert 0.0 < info.review_threshold <= info.freeze_threshold < 1.0
+    assert shipped_model.version == model_entry("defect").version
+
+
+def test_tampered_model_is_not_loaded(tmp_path: Path) -> None:
+    entry = model_entry("defect")
+    copy = tmp_path / "defect.onnx"
+    shutil.copyfile(entry.path, copy)
+    with copy.open("r+b") as fh:
+        fh.seek(entry.path.stat().st_size // 2)
+        fh.write(b"\x00\x01\x02\x03")
+    with pytest.raises(DockgateError) as info:
+        DefectModel.load(copy, sha256=entry.sha256)
+    assert info.value.code is ErrorCode.MODEL_INVALID
+    with pytest.raises(DockgateError) as info:
+        DefectModel.load(copy)  # by path without a hash: refused, never trusted blindly
+    assert info.value.code is ErrorCode.MODEL_INVALID
+
+
+def test_truncated_model_is_not_loaded(tmp_path: Path) -> None:
+    entry = model_entry("defect")
+    copy = tmp_path / "defect.onnx"
+    copy.write_bytes(entry.path.read_bytes()[:1000])
+    with pytest.raises(DockgateError) as info:
+        DefectModel.load(copy, sha256=sha256_file(copy))  # hash matches, content is junk
+    assert info.value.code is ErrorCode.MODEL_INVALID
+
+
+def _boxes_overlap(a: tuple[int, ...], b: list[int], slack: int = 12) -> bool:
+    return not (
+        a[2] + slack < b[0] or b[2] + slack < a[0] or a[3] + slack < b[1] or b[3] + slack < a[1]
+    )
+
+
+#: Regression floor for the committed samples (15 from the training domain with an unseen seed,
+#: 15 from the held-out domain). The shipped model gets 23/30 right; feeding the same frames with
+#: swapped colour channels drops it to 9/30, so the floor catches a broken pipeline. It is not
+#: the quality goal: bench/defects.py and MODEL_CARD.md report that on 1,000+ held-out frames.
+MIN_CORRECT = 20
+
+
+def test_committed_samples_of_every_class(
+    shipped_model: DefectModel, samples: dict[str, dict[str, object]]
+) -> None:
+    info = shipped_model.info
+    seen, correct, located, frozen = set(), 0, 0, 0
+    ok_scores, bad_scores = [], []
+    for rel, truth in sorted(samples.items()):
+        label = str(truth["label"])
+        image = cv2.imread(str(SAMPLES / rel))
+        assert image is not None, rel
+        v = shipped_model.predict(image)
+        seen.add(label)
+        correct += v.top_class == label
+        (ok_scores if label == "ok" else bad_scores).append(v.defect_score)
+        action = verdict_action(v, info.freeze_threshold, info.review_threshold)
+        if action is Action.FREEZE:
+            assert v.box is not None, rel  # a frozen carton always shows the operator where
+        if label != "ok" and action is Action.FREEZE and v.defect_class == label:
+            frozen += 1
+            located += _boxes_overlap(v.box, truth["box"])  # type: ignore[arg-type]
+    assert seen == set(info.classes)
+    assert correct >= MIN_CORRECT, f"{correct}/{len(samples)} samples classified correctly"
+    assert sum(bad_scores) / len(bad_scores) > sum(ok_scores) / len(ok_scores) + 0.2
+    # Heat-map boxes come from a 16-pixel grid: 11/16 overlap the true damage box here, 85% on
+    # 164 other unseen frames. The floor catches a box mapped to the wrong place (e.g. letterbox
+    # offsets lost), which drops it far lower.
+    assert frozen and located >= 0.6 * frozen, (located, frozen)
+
+
+def test_verdict_fields(shipped_model: DefectModel, samples: dict[str, dict[str, object]]) -> None:
+    rel = next(r for r, t in sorted(samples.items()) if t["label"] == "tear")
+    v = shipped_model.predict(cv2.imread(str(SAMPLES / rel)))
+    assert abs(sum(v.scores.values()) - 1.0) < 1e-5
+    assert v.defect_score == pytest.approx(1.0 - v.scores["ok"])
+    assert v.heatmap.ndim == 2 and float(v.heatmap.max()) == pytest.approx(1.0)
+    assert v.latency_ms > 0 and v.model_version == shipped_model.version
+    d = v.to_dict()
+    assert d["model_version"] == shipped_model.version and d["box"] is not None
+
+
+def test_models_info_command() -> None:
+    result = CliRunner().invoke(cli, ["models", "info", "--models-dir", str(MODELS_DIR)])
+    assert result.exit_code == 0, result.output
+    assert "defect:" in result.output and "ok" in result.output
+    assert "freeze >=" in result.output
+
+
+def test_models_info_flags_a_bad_file(tmp_path: Path) -> None:
+    shutil.copytree(MODELS_DIR, tmp_path / "models")
+    entry = model_entry("defect", tmp_path / "models")
+    entry.path.write_bytes(entry.path.read_bytes() + b"x")
+    result = CliRunner().invoke(cli, ["models", "info", "--models-dir", str(tmp_path / "models")])
+    assert result.exit_code != 0
+    assert "INVALID" in result.output
