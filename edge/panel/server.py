@@ -9,13 +9,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from edge.config import EdgeConfig
-from edge.contracts.errors import DockgateError
-from edge.contracts.signing import Signer
 from edge.panel.app import create_app
 from edge.panel.config import PanelConfig
 from edge.panel.equipment import SyncStatusProvider
 from edge.panel.providers import NodeDeviceProvider
-from edge.panel.review_store import SampleReviewQueue, Samples
+from edge.panel.review_store import SampleReviewQueue
 from edge.panel.services import PanelServices, StatusProvider
 from edge.runtime.bus import Bus
 
@@ -32,17 +30,10 @@ def build_services(config: EdgeConfig, bus: Bus | None = None) -> PanelServices:
 
     Inside the full runtime the lead's wiring passes its own bus and providers instead.
     """
-    from edge.ledger import Ledger
+    from edge.runtime import components
 
     data_dir = config.device.data_dir
-    ledger = Ledger.open(
-        config.ledger.resolved_path(config.device),
-        config.device.id,
-        signer=_device_signer(config),
-        expiry_warning_days=config.ledger.expiry_warning_days,
-        expiry_block_days=config.ledger.expiry_block_days,
-        synchronous=config.ledger.synchronous,
-    )
+    ledger = components.open_ledger(config, components.device_signer(config))
     equipment: list[StatusProvider] = [SyncStatusProvider(ledger, data_dir / SYNC_STATE_FILE)]
     return PanelServices(
         bus=bus or Bus(),
@@ -50,7 +41,7 @@ def build_services(config: EdgeConfig, bus: Bus | None = None) -> PanelServices:
             config.device.id, config.device.site, config.sync.resolved_trust_dir(data_dir)
         ),
         ledger=ledger,
-        review=SampleReviewQueue(_sample_store(config)),
+        review=SampleReviewQueue(components.sample_store(config)),
         equipment=equipment,
         expiry_warning_days=config.ledger.expiry_warning_days,
         expiry_block_days=config.ledger.expiry_block_days,
@@ -84,24 +75,3 @@ def serve(config: EdgeConfig, panel: PanelConfig) -> None:
 
 def panel_db_path(config: EdgeConfig, panel: PanelConfig) -> Path:
     return panel.resolved_db(config.device.data_dir)
-
-
-def _sample_store(config: EdgeConfig) -> Samples:
-    """The OCR reader's sample store, where and as large as ``[ocr]`` says."""
-    from edge.vision.ocr.samples import SampleStore
-
-    ocr = config.ocr
-    root = ocr.samples_dir or config.device.data_dir / "ocr-samples"
-    return SampleStore(root, max_bytes=ocr.samples_max_mb * 1024 * 1024)
-
-
-def _device_signer(config: EdgeConfig) -> Signer | None:
-    """The device's signer once enrolled; before that the ledger keeps events unsigned and
-    signs them in order later (``Ledger.sign_pending``), so a new node still works."""
-    from edge.trust.keys import load_identity
-    from edge.trust.signer import DeviceSigner
-
-    try:
-        return DeviceSigner(load_identity(config.sync.resolved_trust_dir(config.device.data_dir)))
-    except DockgateError:
-        return None
