@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from cloud.deps import Services
 from cloud.problems import BodyLimit, dockgate_error_handler, problem
+from cloud.rollouts.router import router as ota_router
 from cloud.routers import admin, ingest, read
 from edge.contracts.errors import DockgateError, ErrorCode
 
@@ -37,6 +38,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(admin.router)
     app.include_router(read.router)
+    app.include_router(ota_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

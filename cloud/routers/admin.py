@@ -8,8 +8,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cloud import auth
+from cloud.db.models import Conflict
 from cloud.deps import AuthHeader, Svc
 from cloud.services import registry
+from cloud.services.audit import audit
 from edge.contracts.errors import DockgateError, ErrorCode
 
 router = APIRouter(tags=["people"])
@@ -96,4 +98,31 @@ def revoke(*, device_id: str, authorization: AuthHeader, svc: Svc) -> RevokeResp
         dev = registry.revoke(s, caller.actor, device_id)
         return RevokeResponse(
             device_id=dev.id, status=dev.status, revoked_through_seq=dev.revoked_through_seq
+        )
+
+
+class ResolveRequest(BaseModel):
+    note: str = Field(..., min_length=3, max_length=500, description="what QA decided and why")
+
+
+@router.post("/v1/conflicts/{conflict_id}/resolve", status_code=204)
+def resolve_conflict(
+    *, conflict_id: int, body: ResolveRequest, authorization: AuthHeader, svc: Svc
+) -> None:
+    """QA: mark a FROZEN_CONFLICT or CHAIN_FORK as handled. It stays listed, with who and why;
+    the events themselves are never changed."""
+    with svc.sessions.begin() as s:
+        caller = auth.person(s, authorization)
+        auth.require_role(caller, "qa")
+        row = s.get(Conflict, conflict_id, with_for_update=True)
+        if row is None:
+            raise DockgateError(ErrorCode.NOT_FOUND, f"no conflict {conflict_id}")
+        row.resolved_by = caller.name
+        audit(
+            s,
+            caller.actor,
+            "conflict.resolve",
+            ErrorCode(row.code),
+            conflict=conflict_id,
+            note=body.note,
         )

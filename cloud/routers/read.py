@@ -209,6 +209,7 @@ def conflicts(
                 "seq": c.seq,
                 "event_id": c.event_id,
                 "detail": c.detail,
+                "resolved_by": c.resolved_by,
             }
             for c in s.execute(query.limit(1000)).scalars()
         ]

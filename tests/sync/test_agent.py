@@ -135,6 +135,16 @@ def test_freeze_propagates_and_late_pick_is_frozen_conflict(
             "/v1/conflicts?code=FROZEN_CONFLICT", headers=cloud.login("qa")
         ).json()
         assert len(conflicts) == 1 and conflicts[0]["device_id"] == "edge-02"
+        cid = conflicts[0]["id"]
+        note = {"note": "picked before the freeze reached edge-02; customer informed"}
+        r = cloud.http.post(
+            f"/v1/conflicts/{cid}/resolve", json=note, headers=cloud.login("viewer")
+        )
+        assert r.status_code == 403
+        r = cloud.http.post(f"/v1/conflicts/{cid}/resolve", json=note, headers=cloud.login("qa"))
+        assert r.status_code == 204
+        again = cloud.http.get("/v1/conflicts", headers=cloud.login("qa")).json()
+        assert again[0]["resolved_by"] == "qa-user"  # still listed, never hidden
         assert a2.state.conflicts_reported == 1
         # edge-02 comes online: the freeze arrives with the first poll
         assert a2.poll_freezes_once(wait=0.5) == 1
