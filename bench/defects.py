@@ -83,7 +83,9 @@ def _reference_model(path: Path, h: int, w: int) -> None:
     graph = helper.make_graph(
         [helper.make_node("Add", ["image", "one"], ["y"])], "ref", [x], [y], [one]
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime 1.2x reads; newer onnx writes a newer IR by default
+    onnx.save(model, str(path))
 
 
 def _pct(values: list[float], q: float) -> float:
