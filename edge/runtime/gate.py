@@ -105,6 +105,7 @@ class Gate:
             signed=self._signed(),
             latency_ms=(self.clock() - carton.t0) * 1000,
             tracking_id=carton.tracking_id,
+            extra={"frames": _frame_ids(carton)},
         )
         self._act(outcome)
         return outcome
@@ -239,6 +240,7 @@ class Gate:
     def _outcome(self, result: CartonResult, decision: Decision, **kw: Any) -> CartonOutcome:
         read, verdict, carton = result.read, result.verdict, result.carton
         extra = {k: kw.pop(k) for k in ("hold",) if k in kw}
+        extra["frames"] = _frame_ids(carton)
         return CartonOutcome(
             carton_id=carton.carton_id,
             decision=decision,
@@ -330,6 +332,12 @@ def new_carton_id() -> str:
 
 def _defect_class(result: CartonResult) -> str:
     return str(result.verdict.defect_class) if result.verdict is not None else "unknown"
+
+
+def _frame_ids(carton: CartonFrames) -> list[int]:
+    """The camera's frame numbers behind a decision: ties it back to the footage (and lets the
+    demo score each carton against its generator's ground truth)."""
+    return [f.frame_id for f in carton.frames]
 
 
 def _lot(result: Any) -> str | None:
