@@ -23,6 +23,8 @@ class Services:
     sessions: sessionmaker[Session]
     issuer: Issuer | None = None
     keys: KeyCache = field(default_factory=KeyCache)
+    read_engine: Engine | None = None
+    readers: sessionmaker[Session] | None = None
 
     @classmethod
     def from_config(cls, config: CloudConfig, run_migrations: bool = True) -> Services:
@@ -32,7 +34,15 @@ class Services:
         issuer = None
         if (config.issuing_dir / "issuing.key").exists():
             issuer = load_issuer(config.issuing_dir)
-        return cls(config, engine, session_factory(engine), issuer)
+        svc = cls(config, engine, session_factory(engine), issuer)
+        if engine.dialect.name == "sqlite":
+            svc.read_engine = make_engine(config.database_url, read_only=True)
+            svc.readers = session_factory(svc.read_engine)
+        return svc
+
+    def reader(self) -> Session:
+        """A session for reads only (on SQLite it takes no write lock)."""
+        return (self.readers or self.sessions)()
 
     def require_issuer(self) -> Issuer:
         if self.issuer is None:
@@ -43,6 +53,8 @@ class Services:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
 
 
 def services(request: Request) -> Services:

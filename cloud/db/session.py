@@ -20,19 +20,21 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """The engine for ``url``. On SQLite a ``read_only`` engine skips ``BEGIN IMMEDIATE``: the
+    freeze long polls and read endpoints then never queue behind (or block) an ingest."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        _sqlite_immediate(engine)
+        _sqlite_immediate(engine, begin=not read_only)
         return engine
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 
 
-def _sqlite_immediate(engine: Engine) -> None:
+def _sqlite_immediate(engine: Engine, begin: bool = True) -> None:
     """Take SQLite's write lock at BEGIN: ingest reads chain state then writes, and a deferred
     transaction would fail on the upgrade instead of waiting its turn."""
 
@@ -44,6 +46,9 @@ def _sqlite_immediate(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+    if not begin:
+        return  # each read statement is its own consistent snapshot (WAL)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:

@@ -67,7 +67,7 @@ def _ingest(svc: Services, authorization: str | None, body: bytes) -> SyncResult
     if batch.device_id != device_id:
         raise DockgateError(ErrorCode.DEVICE_MISMATCH, "batch of another device")
     # 2. verify every envelope, holding no lock; 3. the chain step under the device row lock
-    with svc.sessions() as s:
+    with svc.reader() as s:
         checked = check_batch(s, svc.keys, batch)
     for attempt in range(3):
         try:
@@ -98,7 +98,7 @@ def _device_for_poll(svc: Services, auth: str | None, path: str) -> tuple[str, s
 
 
 def _freezes_since(svc: Services, device_id: str, org: str, since: int) -> FreezeFeed:
-    with svc.sessions() as s:
+    with svc.reader() as s:
         rows = (
             s.execute(
                 select(Freeze)

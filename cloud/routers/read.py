@@ -19,7 +19,7 @@ router = APIRouter(tags=["read"])
 
 
 def _session(svc: Services, authorization: str | None, role: str) -> tuple[Session, auth.Caller]:
-    s = svc.sessions()
+    s = svc.reader()
     try:
         caller = auth.person(s, authorization)
         auth.require_role(caller, role)
