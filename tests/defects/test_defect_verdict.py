@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -99,3 +100,19 @@ def test_overlapping_scores_favour_few_false_freezes() -> None:
     bad = rng.uniform(0.4, 1.0, 1000)
     th = choose_thresholds(ok, bad, target_false_freeze=0.01)
     assert th.val_false_freeze <= 0.011
+
+
+def test_edge_config_carries_the_section(tmp_path: Path) -> None:
+    from edge.config import load_edge_config
+    from edge.contracts.errors import DockgateError, ErrorCode
+
+    good = tmp_path / "good.toml"
+    good.write_text("[defects]\nfreeze_threshold = 0.9\nreview_threshold = 0.5\nthreads = 2\n")
+    cfg = load_edge_config(good)
+    assert cfg.defects.freeze_threshold == 0.9 and cfg.defects.threads == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[defects]\nfreeze_threshold = 0.4\nreview_threshold = 0.6\n")
+    with pytest.raises(DockgateError) as info:
+        load_edge_config(bad)
+    assert info.value.code is ErrorCode.CONFIG_INVALID
+    assert "defects" in str(info.value)
