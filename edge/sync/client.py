@@ -80,7 +80,8 @@ class CloudClient:
                     content=body or None,
                     headers=headers,
                     params=params,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    # a per-request timeout only on our own client (an injected one has its own)
+                    timeout=timeout if timeout and self._owned else httpx.USE_CLIENT_DEFAULT,
                 )
             except httpx.HTTPError as exc:
                 raise DockgateError(
