@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cloud": ("cloud.cli:app", "Cloud service: fleet CA, ingest API, tokens, revocation, users."),
     "errors": ("edge.errors_cli:errors", "List every stable error code and its meaning."),
     "models": ("edge.vision.models_cli:app", "Defect model: generate data, train, show models."),
+    "ota": ("ota.cli:app", "Signed model releases (TUF): keys, release, activate, refresh."),
     "ledger": ("edge.ledger.cli:app", "Edge stock ledger: verify, stock, history, KPIs, bookings."),
     "demo": ("edge.demo:demo", "Run the whole appliance end to end on embedded defaults."),
     "sim": ("edge.sim_cli:sim", "Device simulators: AGVs, the sorting-line PLC, a serial scanner."),

@@ -1,1 +1,1 @@
-"""Over-the-air model releases: TUF metadata, verified downloads, atomic model swap."""
+"""Signed model releases (TUF): the release repository, the edge updater and the model swap."""

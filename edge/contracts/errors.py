@@ -86,6 +86,8 @@ class ErrorCode(StrEnum):
     OTA_HASH_MISMATCH = "OTA_HASH_MISMATCH"
     OTA_ROLLBACK_REFUSED = "OTA_ROLLBACK_REFUSED"
     OTA_SELFTEST_FAILED = "OTA_SELFTEST_FAILED"
+    OTA_DOWNLOAD_FAILED = "OTA_DOWNLOAD_FAILED"
+    OTA_NOT_INSTALLED = "OTA_NOT_INSTALLED"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -155,6 +157,8 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OTA_HASH_MISMATCH: "A downloaded model's length or hash differs from its signed metadata.",
     ErrorCode.OTA_ROLLBACK_REFUSED: "The offered metadata or release version is lower than one already trusted.",
     ErrorCode.OTA_SELFTEST_FAILED: "The new model failed its self-test on known frames; the device stays on the old one.",
+    ErrorCode.OTA_DOWNLOAD_FAILED: "The release server could not be reached or a download broke off; the device keeps its model and resumes later.",
+    ErrorCode.OTA_NOT_INSTALLED: "No trusted root or no verified model version is installed on this device for OTA.",
 }
 
 

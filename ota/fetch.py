@@ -1,0 +1,246 @@
+"""Edge updater: TUF-verified metadata (python-tuf ``ngclient``) and resumable, verified downloads.
+
+Layout under the node's OTA directory (``<data_dir>/ota``)::
+
+    metadata/root.json ...      trusted metadata; root.json installed once from the release server
+                                 (``dockgate ota trust``) and then only advanced by ngclient
+    staging/<name>-<sha>.part   a download in progress (resumed with HTTP Range)
+    staging/<name>-<sha>.onnx   a download verified against its signed length and sha256
+
+``Updater.refresh()`` does every TUF check (signatures by the trusted keys, versions that never
+go down, expiry, snapshot/targets consistency); its errors become stable codes here. The target
+file itself is fetched by :meth:`OtaClient.fetch` rather than ``Updater.download_target`` because
+ngclient cannot resume: the ``.part`` grows across interruptions, is capped at the signed length
+(endless-data defence) and is renamed to ``.onnx`` only after ``TargetFile`` verified it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tuf.api import exceptions as tuf_errors
+from tuf.api.metadata import Metadata, Root, TargetFile
+from tuf.ngclient import Updater
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from ota.fsutil import atomic_write, fsync_dir
+
+#: Receives short progress events ("download 65536/1048576", "verified"), e.g. for logs.
+Events = Callable[[str], None]
+ACTIVE_FILE = "active.json"
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A model file whose length and sha256 matched signed, unexpired metadata."""
+
+    name: str
+    version: str
+    path: Path
+    sha256: str
+    size: int
+    custom: dict[str, Any]
+
+
+def install_root(ota_dir: Path, root_json: bytes) -> Path:
+    """Install the release server's root metadata as this device's trust anchor (first time only).
+
+    Later roots arrive through ngclient, each signed by the previous one; re-installing a root
+    over an existing one is refused (that would be a way around TUF's key rotation rules).
+    """
+    try:
+        md = Metadata[Root].from_bytes(root_json)
+        md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
+    except Exception as exc:  # any parse or signature problem: refuse with one line
+        raise DockgateError(ErrorCode.OTA_SIGNATURE_INVALID, f"not a signed root: {exc}") from None
+    target = ota_dir / "metadata" / "root.json"
+    if target.exists():
+        raise DockgateError(ErrorCode.CONFIG_INVALID, f"{target} exists; the device trusts a root")
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(target, root_json)
+    return target
+
+
+class OtaClient:
+    """One device's view of the release repository at ``base_url`` (e.g. ``https://cloud/ota``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        ota_dir: Path,
+        *,
+        timeout_s: float = 30.0,
+        chunk_bytes: int = 256 * 1024,
+        events: Events | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.metadata_dir = ota_dir / "metadata"
+        self.staging_dir = ota_dir / "staging"
+        self.timeout_s = timeout_s
+        self.chunk_bytes = chunk_bytes
+        self._events = events or (lambda _e: None)
+        self._transport = transport
+        self._updater: Updater | None = None
+
+    # -- metadata -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Fetch and verify timestamp -> snapshot -> targets (and any newer root).
+
+        Raises ``OTA_METADATA_EXPIRED``, ``OTA_ROLLBACK_REFUSED``, ``OTA_SIGNATURE_INVALID``,
+        ``OTA_HASH_MISMATCH`` or ``OTA_DOWNLOAD_FAILED``; in every case nothing changes on
+        the device and the running model keeps running.
+        """
+        if not (self.metadata_dir / "root.json").is_file():
+            raise DockgateError(
+                ErrorCode.OTA_NOT_INSTALLED,
+                f"no trusted root in {self.metadata_dir}: run 'dockgate ota trust'",
+            )
+        updater = Updater(
+            metadata_dir=str(self.metadata_dir),
+            metadata_base_url=f"{self.base_url}/metadata/",
+            target_base_url=f"{self.base_url}/targets/",
+            target_dir=str(self.staging_dir),
+            bootstrap=None,  # trust anchor: metadata/root.json, installed by install_root
+        )
+        with _Mapped("metadata"):
+            updater.refresh()
+        self._updater = updater
+        self._events("metadata verified")
+
+    def _target(self, path: str) -> TargetFile:
+        if self._updater is None:
+            self.refresh()
+        assert self._updater is not None
+        with _Mapped(path):
+            info = self._updater.get_targetinfo(path)
+        if info is None:
+            raise DockgateError(ErrorCode.OTA_NOT_INSTALLED, f"no signed target {path}")
+        return info
+
+    def assignment(self, name: str) -> dict[str, str]:
+        """The signed pointer ``{"name", "version", "target"}`` to the version to run."""
+        info = self._target(f"{name}/{ACTIVE_FILE}")
+        pointer = info.custom.get("active")
+        if not isinstance(pointer, dict) or pointer.get("name") != name:
+            raise DockgateError(ErrorCode.OTA_SIGNATURE_INVALID, f"{name}: malformed pointer")
+        return {k: str(pointer[k]) for k in ("name", "version", "target")}
+
+    # -- targets --------------------------------------------------------------------------
+    def fetch(self, name: str) -> VerifiedModel:
+        """Download (resuming any ``.part``) and verify the model ``name`` should run."""
+        pointer = self.assignment(name)
+        info = self._target(pointer["target"])
+        custom = dict(info.custom)
+        if custom.get("name") != name or custom.get("version") != pointer["version"]:
+            raise DockgateError(
+                ErrorCode.OTA_SIGNATURE_INVALID, f"{pointer['target']}: custom metadata differs"
+            )
+        sha = info.hashes["sha256"]
+        final = self.staging_dir / f"{name}-{sha}.onnx"
+        if not final.exists():
+            part = self.staging_dir / f"{name}-{sha}.part"
+            self._download(info, part)
+            self._verify(info, part)
+            os.replace(part, final)
+            fsync_dir(self.staging_dir)
+            self._events("staged")
+        else:
+            self._verify(info, final)  # a staged file is re-checked, never trusted by name
+        return VerifiedModel(name, pointer["version"], final, sha, info.length, custom)
+
+    def _url(self, info: TargetFile) -> str:
+        directory, _, base = info.path.rpartition("/")
+        prefix = f"{directory}/" if directory else ""
+        return f"{self.base_url}/targets/{prefix}{info.hashes['sha256']}.{base}"
+
+    def _download(self, info: TargetFile, part: Path) -> None:
+        self.staging_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        have = part.stat().st_size if part.exists() else 0
+        if have > info.length:  # can only be garbage: start over
+            part.unlink()
+            have = 0
+        if have == info.length:
+            return
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with (
+                httpx.Client(timeout=self.timeout_s, transport=self._transport) as client,
+                client.stream("GET", self._url(info), headers=headers) as resp,
+            ):
+                if resp.status_code == 200:
+                    have = 0  # server ignored Range: rewrite from the start
+                elif resp.status_code != 206 or not _starts_at(resp, have):
+                    raise DockgateError(
+                        ErrorCode.OTA_DOWNLOAD_FAILED, f"{info.path}: HTTP {resp.status_code}"
+                    )
+                self._events(f"download {have}/{info.length}")
+                with part.open("r+b" if have else "wb") as fh:
+                    fh.seek(have)
+                    fh.truncate()
+                    for chunk in resp.iter_bytes(self.chunk_bytes):
+                        have += len(chunk)
+                        if have > info.length:
+                            raise DockgateError(
+                                ErrorCode.OTA_HASH_MISMATCH,
+                                f"{info.path}: server sent more than the signed {info.length} B",
+                            )
+                        fh.write(chunk)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                        self._events(f"download {have}/{info.length}")
+        except httpx.HTTPError as exc:
+            raise DockgateError(
+                ErrorCode.OTA_DOWNLOAD_FAILED, f"{info.path}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _verify(self, info: TargetFile, path: Path) -> None:
+        try:
+            with path.open("rb") as fh:
+                info.verify_length_and_hashes(fh)
+        except tuf_errors.LengthOrHashMismatchError as exc:
+            path.unlink(missing_ok=True)  # never resume on top of bytes that failed
+            raise DockgateError(ErrorCode.OTA_HASH_MISMATCH, f"{info.path}: {exc}") from None
+        self._events("verified")
+
+
+def _starts_at(resp: httpx.Response, offset: int) -> bool:
+    content_range = str(resp.headers.get("content-range", ""))
+    return content_range.startswith(f"bytes {offset}-")
+
+
+class _Mapped:
+    """Turn python-tuf's exceptions into Dockgate's stable error codes (one place)."""
+
+    _CODES: tuple[tuple[type[Exception], ErrorCode], ...] = (
+        (tuf_errors.ExpiredMetadataError, ErrorCode.OTA_METADATA_EXPIRED),
+        (tuf_errors.BadVersionNumberError, ErrorCode.OTA_ROLLBACK_REFUSED),
+        (tuf_errors.UnsignedMetadataError, ErrorCode.OTA_SIGNATURE_INVALID),
+        (tuf_errors.LengthOrHashMismatchError, ErrorCode.OTA_HASH_MISMATCH),
+        (tuf_errors.DownloadLengthMismatchError, ErrorCode.OTA_HASH_MISMATCH),
+        (tuf_errors.DownloadError, ErrorCode.OTA_DOWNLOAD_FAILED),
+        (tuf_errors.RepositoryError, ErrorCode.OTA_SIGNATURE_INVALID),
+    )
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return
+        for kind, code in self._CODES:
+            if isinstance(exc, kind):
+                raise DockgateError(code, f"{self.what}: {type(exc).__name__}: {exc}") from None
+        if isinstance(exc, (OSError, json.JSONDecodeError)):
+            raise DockgateError(ErrorCode.OTA_DOWNLOAD_FAILED, f"{self.what}: {exc}") from None
