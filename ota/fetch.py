@@ -132,6 +132,10 @@ class OtaClient:
             raise DockgateError(ErrorCode.OTA_SIGNATURE_INVALID, f"{name}: malformed pointer")
         return {k: str(pointer[k]) for k in ("name", "version", "target")}
 
+    def target_sha256(self, path: str) -> str:
+        """The signed sha256 of target ``path`` (to recognise a release without downloading)."""
+        return str(self._target(path).hashes["sha256"])
+
     # -- targets --------------------------------------------------------------------------
     def fetch(self, name: str) -> VerifiedModel:
         """Download (resuming any ``.part``) and verify the model ``name`` should run."""

@@ -1,0 +1,264 @@
+"""Atomic model swap on the edge: load, warm up, self-test, flip a pointer, keep the old one.
+
+The pipeline asks a :class:`ModelHolder` for the current model once per carton and uses that
+:class:`Active` snapshot for every frame of the carton, so no carton is processed half by A and
+half by B: the flip is one reference assignment between cartons.
+
+Durable state per model name lives in ``<ota_dir>/models/<name>/``::
+
+    <version>-<sha12>.onnx   verified model files (the active one and the previous one)
+    state.json               {"active": slot, "previous": slot | null}, fsync + rename
+
+Crash safety: a model file is moved into place (rename, directory fsync) *before* ``state.json``
+names it, and a file is deleted only when the durable state no longer names it. So after a
+SIGKILL anywhere, ``state.json`` names exactly one active version whose file is present and
+verified; :meth:`Swapper.restore` loads it through the sha256-gated loader again.
+
+This module needs only ``edge.contracts``: the loader (``edge.vision.session.load_session``)
+and the self-test are passed in by the runtime wiring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from ota.fetch import Events, VerifiedModel
+from ota.fsutil import atomic_copy, fsync_dir
+
+T = TypeVar("T")
+#: ``(path, sha256, size) -> loaded, warmed-up model``; must refuse a file whose sha256 differs.
+Loader = Callable[[Path, str, int], T]
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class SelfTestResult:
+    """Outcome of a known-answer test: ``passed`` and the figures it was decided on."""
+
+    passed: bool
+    correct: int
+    total: int
+    detail: str = ""
+
+
+#: Runs the loaded model on fixture frames with known answers.
+SelfTest = Callable[[T], SelfTestResult]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One installed, verified model version."""
+
+    name: str
+    version: str
+    sha256: str
+    size: int
+    file: str  # file name inside the model's slot directory
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Slot:
+        slot = cls(
+            name=str(raw["name"]),
+            version=str(raw["version"]),
+            sha256=str(raw["sha256"]),
+            size=int(raw["size"]),
+            file=str(raw["file"]),
+        )
+        if "/" in slot.file or slot.file.startswith("."):
+            raise ValueError(f"slot file {slot.file!r} is not a plain file name")
+        return slot
+
+
+@dataclass(frozen=True)
+class Active(Generic[T]):
+    """What the pipeline uses for one carton: the model and the version it came from."""
+
+    slot: Slot
+    model: T
+
+    @property
+    def version(self) -> str:
+        return self.slot.version
+
+
+class ModelHolder(Generic[T]):
+    """The one pointer the pipeline reads; swapped in a single assignment between cartons."""
+
+    def __init__(self) -> None:
+        self._active: Active[T] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> Active[T]:
+        active = self._active  # one read: the caller keeps this snapshot for the whole carton
+        if active is None:
+            raise DockgateError(ErrorCode.OTA_NOT_INSTALLED, "no model installed yet")
+        return active
+
+    def set(self, active: Active[T]) -> Active[T] | None:
+        with self._lock:
+            previous, self._active = self._active, active
+        return previous
+
+
+class SlotStore:
+    """The durable slots of one model name: files plus ``state.json``."""
+
+    def __init__(self, ota_dir: Path, name: str) -> None:
+        self.name = name
+        self.dir = ota_dir / "models" / name
+
+    def path(self, slot: Slot) -> Path:
+        return self.dir / slot.file
+
+    def read(self) -> tuple[Slot | None, Slot | None]:
+        """``(active, previous)``; ``(None, None)`` before the first install."""
+        try:
+            raw = json.loads((self.dir / STATE_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None, None
+        except (OSError, ValueError) as exc:
+            raise DockgateError(ErrorCode.OTA_NOT_INSTALLED, f"{self.dir}: {exc}") from None
+        active = Slot.from_dict(raw["active"])
+        previous = Slot.from_dict(raw["previous"]) if raw.get("previous") else None
+        return active, previous
+
+    def write(self, active: Slot, previous: Slot | None) -> None:
+        data = {"active": asdict(active), "previous": asdict(previous) if previous else None}
+        tmp = self.dir / f".{STATE_FILE}.tmp"
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(data, fh, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / STATE_FILE)
+        fsync_dir(self.dir)
+
+    def adopt(self, model: VerifiedModel, *, move: bool = True) -> Slot:
+        """Put a verified file into the slot directory: moved (a staged download, same
+        filesystem: one rename) or copied (a factory model shipped in the image)."""
+        slot = Slot(
+            name=self.name,
+            version=model.version,
+            sha256=model.sha256,
+            size=model.size,
+            file=f"{_safe(model.version)}-{model.sha256[:12]}.onnx",
+        )
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = self.path(slot)
+        if target.exists():
+            return slot
+        if move:
+            os.replace(model.path, target)
+            fsync_dir(self.dir)
+            fsync_dir(model.path.parent)
+        else:
+            atomic_copy(model.path, target)
+        return slot
+
+    def prune(self, keep: set[str]) -> None:
+        """Delete model files the durable state does not name (after ``write``)."""
+        for file in self.dir.glob("*.onnx"):
+            if file.name not in keep:
+                file.unlink(missing_ok=True)
+
+
+class Swapper(Generic[T]):
+    """Installs verified releases of one model name into a :class:`ModelHolder`."""
+
+    def __init__(
+        self,
+        store: SlotStore,
+        load: Loader[T],
+        selftest: SelfTest[T],
+        holder: ModelHolder[T] | None = None,
+        events: Events | None = None,
+    ) -> None:
+        self.store = store
+        self.load = load
+        self.selftest = selftest
+        self.holder: ModelHolder[T] = holder or ModelHolder()
+        self._events = events or (lambda _e: None)
+        self._lock = threading.Lock()  # one install/rollback at a time
+
+    def _load(self, slot: Slot) -> T:
+        return self.load(self.store.path(slot), slot.sha256, slot.size)
+
+    def _holds(self, slot: Slot) -> bool:
+        try:
+            return self.holder.current().slot == slot
+        except DockgateError:
+            return False
+
+    def restore(self) -> Active[T]:
+        """Start-up: load the persisted active version (the previous one if it will not load)."""
+        with self._lock:
+            active, previous = self.store.read()
+            if active is None:
+                raise DockgateError(ErrorCode.OTA_NOT_INSTALLED, f"nothing in {self.store.dir}")
+            try:
+                loaded = Active(active, self._load(active))
+            except DockgateError:
+                if previous is None:
+                    raise
+                loaded = Active(previous, self._load(previous))
+                self.store.write(previous, None)
+                self._events(f"restored previous {previous.version}: {active.version} unloadable")
+            self.holder.set(loaded)
+            return loaded
+
+    def install(self, model: VerifiedModel, *, move: bool = True) -> Active[T]:
+        """Adopt, load (sha256-gated), self-test and switch; a failed self-test never switches.
+
+        ``move=False`` copies the file (first install of the model shipped in the image).
+        """
+        with self._lock:
+            current, previous = self.store.read()
+            slot = self.store.adopt(model, move=move)
+            self._events("adopted")
+            if current is not None and slot == current and self._holds(slot):
+                return self.holder.current()
+            loaded = self._load(slot)
+            self._events("loaded")
+            result = self.selftest(loaded)
+            if not result.passed:
+                keep = {s.file for s in self.store.read() if s is not None}
+                self.store.prune(keep)
+                raise DockgateError(
+                    ErrorCode.OTA_SELFTEST_FAILED,
+                    f"{slot.name} {slot.version}: {result.correct}/{result.total} known answers "
+                    f"{result.detail}".rstrip(),
+                )
+            self._events("selftest passed")
+            keep_previous = current if current is not None and current != slot else previous
+            self.store.write(slot, keep_previous)
+            self._events("persisted")
+            active = Active(slot, loaded)
+            self.holder.set(active)
+            self._events("switched")
+            self.store.prune({slot.file} | ({keep_previous.file} if keep_previous else set()))
+            return active
+
+    def rollback(self) -> Active[T]:
+        """Go back to the previous version (kept on disk) and forget the one that failed."""
+        with self._lock:
+            active, previous = self.store.read()
+            if previous is None or active is None:
+                raise DockgateError(
+                    ErrorCode.OTA_NOT_INSTALLED, "no previous version to go back to"
+                )
+            loaded = Active(previous, self._load(previous))
+            self.store.write(previous, None)
+            self.holder.set(loaded)
+            self._events(f"rolled back {active.version} -> {previous.version}")
+            self.store.prune({previous.file})
+            return loaded
+
+
+def _safe(version: str) -> str:
+    return "".join(c if c.isalnum() or c in "._+-" else "_" for c in version).lstrip(".")

@@ -1,0 +1,77 @@
+"""One update cycle for one model name: refresh, fetch, verify, install; never stop the line.
+
+:func:`update_once` is what a poll (or an MQTT nudge) runs. Whatever goes wrong (expired or
+replayed metadata, a bad signature or hash, a broken link, a failed self-test) the running model
+stays in the holder and the outcome carries the stable code to report to the cloud. A release
+whose self-test failed is remembered by sha256 and not downloaded again (no install loops).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from ota.fetch import OtaClient
+from ota.swap import Swapper
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """What one cycle did, in the shape a heartbeat reports it."""
+
+    name: str
+    running: str | None
+    offered: str | None = None
+    switched: bool = False
+    code: ErrorCode | None = None
+    detail: str = ""
+
+
+@dataclass
+class Updater(Generic[T]):
+    """Keeps ``swapper``'s model ``name`` on the version the signed repository points at."""
+
+    client: OtaClient
+    swapper: Swapper[T]
+    name: str
+    refused: set[str] = field(default_factory=set)  # sha256 of releases that failed self-test
+
+    def _running(self) -> str | None:
+        try:
+            return self.swapper.holder.current().version
+        except DockgateError:
+            return None
+
+    def update_once(self) -> UpdateOutcome:
+        running = self._running()
+        offered: str | None = None
+        try:
+            self.client.refresh()
+            pointer = self.client.assignment(self.name)
+            offered = pointer["version"]
+            if offered == running:
+                return UpdateOutcome(self.name, running, offered)
+            sha = self.client.target_sha256(pointer["target"])
+            if sha in self.refused:
+                return UpdateOutcome(
+                    self.name,
+                    running,
+                    offered,
+                    code=ErrorCode.OTA_SELFTEST_FAILED,
+                    detail="refused earlier on this device; waiting for another release",
+                )
+            model = self.client.fetch(self.name)
+            try:
+                active = self.swapper.install(model)
+            except DockgateError as exc:
+                if exc.code is ErrorCode.OTA_SELFTEST_FAILED:
+                    self.refused.add(model.sha256)
+                raise
+            return UpdateOutcome(self.name, active.version, offered, switched=True)
+        except DockgateError as exc:
+            return UpdateOutcome(
+                self.name, self._running(), offered, code=exc.code, detail=str(exc)
+            )
