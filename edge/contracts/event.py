@@ -40,6 +40,7 @@ class EventKind(StrEnum):
     IDENTIFY = "identify"
     CARTON_READ = "carton-read"
     DEFECT_VERDICT = "defect-verdict"
+    SCAN_READ = "scan-read"  # a fixed scanner's read, paired with the OCR read of the same carton
     ALERT = "alert"
     MASTER_DATA = "master-data"
 

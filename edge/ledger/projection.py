@@ -34,6 +34,7 @@ _NO_EFFECT = frozenset(
     for k in (
         EventKind.CARTON_READ,
         EventKind.DEFECT_VERDICT,
+        EventKind.SCAN_READ,
         EventKind.ALERT,
         EventKind.MASTER_DATA,
     )

@@ -20,7 +20,13 @@ from edge.ledger import codes, masterdata
 from edge.ledger.projection import Effects, effects
 
 OBSERVATIONS = frozenset(
-    {EventKind.CARTON_READ, EventKind.DEFECT_VERDICT, EventKind.ALERT, EventKind.MASTER_DATA}
+    {
+        EventKind.CARTON_READ,
+        EventKind.DEFECT_VERDICT,
+        EventKind.SCAN_READ,
+        EventKind.ALERT,
+        EventKind.MASTER_DATA,
+    }
 )
 _MOVE_KINDS = frozenset({EventKind.PUTAWAY, EventKind.TRANSFER, EventKind.PICK})
 _OUT_KINDS = frozenset({EventKind.SHIP, EventKind.RETURN_TO_SUPPLIER})

@@ -113,3 +113,4 @@ class CartonEvent:
     crop_type: str = "image/png"
     decision: str = ""  # the gate's Decision value (RECEIVED, HELD, FROZEN, ...)
     location: str | None = None  # where the ledger put the carton
+    ocr_model: str | None = None  # OCR model version that made the read

@@ -235,7 +235,8 @@ class Gate:
                 self.config.node,
                 outcome.location,
             )
-        self.bus.publish(CARTON_TOPIC, live_event(outcome, result, signed=self._signed()))
+        event = live_event(outcome, result, signed=self._signed(), ocr_model=self.ocr_version)
+        self.bus.publish(CARTON_TOPIC, event)
 
     def _outcome(self, result: CartonResult, decision: Decision, **kw: Any) -> CartonOutcome:
         read, verdict, carton = result.read, result.verdict, result.carton
@@ -266,7 +267,13 @@ class Gate:
         return getattr(self.ledger, "signer", None) is not None
 
 
-def live_event(outcome: CartonOutcome, result: CartonResult | None, *, signed: bool) -> CartonEvent:
+def live_event(
+    outcome: CartonOutcome,
+    result: CartonResult | None,
+    *,
+    signed: bool,
+    ocr_model: str | None = None,
+) -> CartonEvent:
     """The live-view event for one carton: fields, verdict, a small JPEG of the frame."""
     read = result.read if result is not None else None
     status: Status = "ERROR"
@@ -315,6 +322,7 @@ def live_event(outcome: CartonOutcome, result: CartonResult | None, *, signed: b
         crop_type="image/jpeg",
         decision=outcome.decision.value,
         location=outcome.location,
+        ocr_model=ocr_model,
     )
 
 

@@ -30,6 +30,12 @@ class Metrics:
         self.restarts = Counter(
             "dockgate_stage_restarts", "Supervised stage restarts", ["stage"], registry=r
         )
+        self.scan_pairs = Counter(
+            "dockgate_scan_pairs",
+            "Cartons read by both OCR (accepted) and the scanner, by OCR model and agreement",
+            ["model", "result"],
+            registry=r,
+        )
         self.sync_backlog = Gauge(
             "dockgate_sync_backlog", "Signed events waiting for the cloud", registry=r
         )

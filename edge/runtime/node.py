@@ -20,6 +20,7 @@ from edge.camera.sources import FrameSource, open_source
 from edge.config import EdgeConfig
 from edge.runtime import components
 from edge.runtime.adapters import AgvTasks, LineSorter
+from edge.runtime.agreement import AgreementTracker, AgreementWorker, ledger_recorder
 from edge.runtime.aio import LoopThread
 from edge.runtime.bus import Bus
 from edge.runtime.gate import Gate
@@ -66,6 +67,13 @@ class EdgeNode:
         self._start_panel()
         self._start_sync()
         self.pipeline.install(self.supervisor)
+        self.agreement = AgreementTracker(
+            ledger_recorder(self.ledger),
+            on_pair=lambda model, ok: self.metrics.scan_pairs.labels(
+                model, "agree" if ok else "disagree"
+            ).inc(),
+        )
+        self.supervisor.add("agreement", lambda: AgreementWorker(self.bus, self.agreement))
         self.supervisor.start()
         self._stops.append(self.supervisor.stop)
         for name, version in self._model_versions().items():
