@@ -1,0 +1,96 @@
+"""SIGKILL at 20+ points of download, verification and switch: always exactly A or B, loadable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.ota.conftest import Fleet
+from tests.ota.test_swap import swapper
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _child(fleet: Fleet, ota_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.ota.kill_child", fleet.base_url, str(ota_dir)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def _run_until(fleet: Fleet, ota_dir: Path, kill_after: int | None) -> list[str]:
+    """Run the child; SIGKILL it right after its ``kill_after``-th event line (0-based)."""
+    proc = _child(fleet, ota_dir)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if kill_after is not None and len(lines) - 1 == kill_after:
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(60)
+        if kill_after is None:
+            assert proc.returncode == 0, (lines, proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    return lines
+
+
+def _assert_exactly_a_or_b(ota_dir: Path) -> str:
+    """What a restart finds: one active version, its verified file present and loadable."""
+    swap = swapper(ota_dir)
+    active = swap.restore()  # loads through the sha256-gated loader and warms up
+    assert active.version in {"1.0.0", "1.1.0"}
+    state_active, state_previous = swap.store.read()
+    assert state_active == active.slot
+    kept = {p.name for p in swap.store.dir.glob("*.onnx")}
+    assert active.slot.file in kept
+    if state_previous is not None:  # the rollback target is kept too
+        assert state_previous.file in kept
+    return active.version
+
+
+@pytest.mark.slow
+def test_sigkill_anywhere_leaves_exactly_a_or_b(fleet: Fleet) -> None:
+    fleet.release("1.0.0")
+    template = fleet.tmp / "template" / "ota"
+    client = fleet.device("template")
+    swapper(template).install(client.fetch("defect"))
+    fleet.release("1.1.0")
+
+    clean = fleet.tmp / "clean" / "ota"
+    shutil.copytree(template, clean)
+    events = _run_until(fleet, clean, None)
+    assert events[-1] == "done 1.1.0 None"
+    points = len(events) - 1  # every event before "done" is a kill point
+    assert points >= 20, events
+
+    seen: dict[str, set[str]] = {"1.0.0": set(), "1.1.0": set()}
+    for point in range(points):
+        ota_dir = fleet.tmp / f"kill-{point}" / "ota"
+        shutil.copytree(template, ota_dir)
+        killed_after = _run_until(fleet, ota_dir, point)[-1]
+        version = _assert_exactly_a_or_b(ota_dir)
+        seen[version].add(killed_after.split()[0])
+        # After the crash the device still converges: resume, verify, switch.
+        assert _run_until(fleet, ota_dir, None)[-1] == "done 1.1.0 None"
+        assert _assert_exactly_a_or_b(ota_dir) == "1.1.0"
+    # The kills covered download, verification and the switch, on both sides of the flip.
+    assert {"download", "verified", "loaded"} <= seen["1.0.0"], seen
+    assert "switched" in seen["1.1.0"] or "persisted" in seen["1.1.0"], seen
