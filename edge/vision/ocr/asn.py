@@ -28,6 +28,7 @@ from edge.vision.ocr.forms import MONTHS
 
 Probs = npt.NDArray[np.float64]
 MATCHED = ("gtin", "lot", "expiry")
+UNSEEN = -8.0  # spot score (log) at and below which a value counts as not on the frame
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class AsnMatch:
     values: dict[str, str]  # gtin, lot, expiry of the winning record
     probability: float
     runner_up: float
+    unseen: tuple[str, ...] = ()  # fields of the winner that no frame shows
 
 
 def value_forms(field: str, value: str, tags: frozenset[str] = frozenset()) -> tuple[str, ...]:
@@ -116,7 +118,9 @@ class AsnMatcher:
             for probs in lines:
                 scores = strings.spot(probs, [lab for _, lab in printed])
                 np.maximum.at(best, owners, scores)
-            total += best
+            # below the floor a value is simply not on the frame; how far below is noise and
+            # must not decide between two records (the expiry line may be gone entirely)
+            total += np.maximum(best, UNSEEN)
         return {v: float(total[i]) for i, v in enumerate(values)}
 
     def match(
@@ -152,10 +156,17 @@ class AsnMatcher:
         order = sorted(range(len(records)), key=lambda i: rec_scores[i], reverse=True)
         best = order[0]
         runner = weights[order[1]] / denom if len(order) > 1 else 0.0
+        n_frames = sum(1 for lines in frames if lines)
+        unseen = tuple(
+            f
+            for f, v in zip(MATCHED, records[best], strict=True)
+            if scores[f][v] <= UNSEEN * n_frames + 1e-9
+        )
         return AsnMatch(
             values=dict(zip(MATCHED, records[best], strict=True)),
             probability=weights[best] / denom,
             runner_up=runner,
+            unseen=unseen,
         )
 
     @staticmethod

@@ -31,6 +31,12 @@ class OcrConfig(StrictModel):
         le=1.0,
         description="prior weight of values not on the ASN when an ASN is given (1 = no prior)",
     )
+    temperature: float = Field(
+        1.5,
+        ge=1.0,
+        le=4.0,
+        description="temperature applied to the recogniser's probabilities before confidences",
+    )
     evidence_weight: float = Field(
         0.5,
         ge=0.0,

@@ -56,8 +56,13 @@ class LineRead:
 class Decoder:
     """Decodes lines for one recogniser charset."""
 
-    def __init__(self, charset: Sequence[str], *, fit_margin: float = 0.35) -> None:
-        """``fit_margin``: nats per frame a grammatical path may lose to the best path."""
+    def __init__(
+        self, charset: Sequence[str], *, fit_margin: float = 0.35, temperature: float = 1.0
+    ) -> None:
+        """``fit_margin``: nats per frame a grammatical path may lose to the best path;
+        ``temperature`` > 1 flattens the recogniser's per-frame probabilities before any
+        confidence is computed (the network is over-confident on dot-matrix print)."""
+        self.temperature = temperature
         self.charset = tuple(charset)
         self.index = {c: i for i, c in enumerate(self.charset) if i > 0}
         self.graph = forms.line_graph(self.charset)
@@ -69,6 +74,7 @@ class Decoder:
 
     def line(self, probs: Probs) -> LineRead:
         text, _ = ctc.greedy(probs, self.charset)
+        probs = soften(probs, self.temperature)
         logp = np.log(np.maximum(probs, _FLOOR))
         path = ctc.viterbi(logp, self.graph)
         if path is None:
@@ -117,6 +123,8 @@ class Decoder:
         conf = 0.0
         if value is not None:
             conf = _ratio(self.score(printed, span), log_norm)
+        if tag == "lot" and (printed.startswith("-") or printed.endswith("-")):
+            conf *= 0.2  # a lot that starts or ends with a dash has probably lost characters
         return FieldRead(fields.FIELD_OF[tag], tag, printed, value, conf, span, log_norm)
 
     def score(self, printed: str, span: Probs) -> float:
@@ -158,6 +166,15 @@ class Decoder:
             own = self.score(f.printed, f.span)
             out[f.value] = _ratio(math.log(other_weight) + own, denom)
         return out
+
+
+def soften(probs: Probs, temperature: float) -> Probs:
+    """Temperature scaling: ``p ** (1 / T)``, renormalised per frame (T = 1 is a no-op)."""
+    if temperature == 1.0:
+        return probs
+    out = np.power(np.maximum(probs, _FLOOR), 1.0 / temperature)
+    scaled: Probs = out / out.sum(axis=1, keepdims=True)
+    return scaled
 
 
 def _ratio(num: float, den: float) -> float:

@@ -11,7 +11,6 @@ different lines of the given ASN is ``REVIEW`` whatever its confidence.
 
 from __future__ import annotations
 
-import difflib
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ import numpy.typing as npt
 from edge.contracts.errors import ErrorCode
 from edge.vision.ocr.asn import AsnMatcher, value_forms
 from edge.vision.ocr.config import OcrConfig
-from edge.vision.ocr.decode import Decoder, FieldRead, LineRead
+from edge.vision.ocr.decode import Decoder, FieldRead, LineRead, soften
 from edge.vision.ocr.fuse import FusedField, fuse_field
 from edge.vision.ocr.locate import Located, locate
 from edge.vision.ocr.recognize import Recognizer
@@ -112,7 +111,7 @@ class Reader:
         self.recognizer = Recognizer(
             threads=self.config.threads, models_dir=models_dir, squeeze=self.config.squeeze
         )
-        self.decoder = Decoder(self.recognizer.charset)
+        self.decoder = Decoder(self.recognizer.charset, temperature=self.config.temperature)
         self.matcher = AsnMatcher(self.decoder.index)
         self.samples = samples
         self._lock = threading.Lock()
@@ -206,21 +205,26 @@ class Reader:
                 if n in REQUIRED
             }
             match = self.matcher.match(
-                [fr.probs for fr in frames],
+                [[soften(p, self.config.temperature) for p in fr.probs] for fr in frames],
                 [{"gtin": a.gtin, "lot": a.lot, "expiry": a.expiry} for a in expect],
                 open_reads,
                 self.config.asn_other_weight,
             )
         open_conf = min((confs[n] for n in REQUIRED if n in confs), default=0.0)
-        if match is not None and (
-            match.probability >= self.config.accept_threshold
-            or match.probability > open_conf
-            or any(n not in fused for n in REQUIRED)
+        if (
+            match is not None
+            and not any(n in fused for n in match.unseen)
+            and (
+                match.probability >= self.config.accept_threshold
+                or match.probability > open_conf
+                or any(n not in fused for n in REQUIRED)
+            )
         ):
-            # the ASN record explains the frames better than the open read: report it
+            # the ASN record explains the frames better than the open read: report it, but
+            # a field no frame shows is the ASN's word, not a read
             values.update(match.values)
             for n in REQUIRED:
-                confs[n] = match.probability
+                confs[n] = 0.0 if n in match.unseen else match.probability
         missing = [n for n in REQUIRED if values[n] is None]
         confidence = min((confs[n] for n in values if values[n] is not None), default=0.0)
         status, reason = self._status(missing, confidence, values, expect, frames)
@@ -304,15 +308,48 @@ def _printed(name: str, frames: Sequence[FrameRead]) -> bool:
 
 
 def _digit_coverage(text: str, values: Sequence[str]) -> float:
-    """Share of the digits in ``text`` that line up with a digit of one of ``values``."""
+    """Share of the digits in ``text`` inside a near-copy of one of ``values``.
+
+    A value covers the stretch of ``text`` it matches with at most one edit per five
+    characters (a misread or lost character), so scattered digits that merely also occur in
+    a date do not count.
+    """
     digits = [i for i, c in enumerate(text) if c.isdigit()]
     if not digits:
         return 1.0
     covered: set[int] = set()
     for v in values:
-        for block in difflib.SequenceMatcher(None, text, v, autojunk=False).get_matching_blocks():
-            covered.update(range(block.a, block.a + block.size))
+        span = _near_substring(text, v, max(1, len(v) // 5))
+        if span is not None:
+            covered.update(range(*span))
     return sum(1 for i in digits if i in covered) / len(digits)
+
+
+def _near_substring(text: str, pattern: str, k: int) -> tuple[int, int] | None:
+    """The ``[start, end)`` of the substring of ``text`` closest to ``pattern`` in edit
+    distance, if that distance is at most ``k`` (Sellers' algorithm)."""
+    if not pattern:
+        return None
+    m = len(pattern)
+    # prev[i]: distance of pattern[:i] to the best substring ending here; starts[i]: its start
+    prev = list(range(m + 1))
+    starts = [0] * (m + 1)
+    best: tuple[int, int, int] | None = None
+    for j, ch in enumerate(text, start=1):
+        cur, cur_start = [0], [j]
+        for i in range(1, m + 1):
+            options = (
+                (prev[i - 1] + (pattern[i - 1] != ch), starts[i - 1]),
+                (prev[i] + 1, starts[i]),
+                (cur[i - 1] + 1, cur_start[i - 1]),
+            )
+            d, st = min(options)
+            cur.append(d)
+            cur_start.append(st)
+        prev, starts = cur, cur_start
+        if prev[m] <= k and (best is None or prev[m] < best[0]):
+            best = (prev[m], starts[m], j)
+    return (best[1], best[2]) if best is not None else None
 
 
 def _sample_crop(image: npt.NDArray[np.uint8], located: Located) -> npt.NDArray[np.uint8]:
