@@ -142,7 +142,7 @@ class Dispatcher:
         _, manufacturer, serial, subtopic = parts
         try:
             message = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than ~1000
             self._invalid(mqtt_topic, f"not JSON: {exc}")
             return
         model, reason = self.validator.check(subtopic, message)
