@@ -1,0 +1,90 @@
+"""Self-test on the committed defect samples with the real defect model (and a broken one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edge.contracts.errors import DockgateError, ErrorCode
+from edge.vision.defects.image import letterbox, read_image, to_rgb8
+from edge.vision.session import MODELS_DIR, load_session, model_entry
+from ota.fetch import VerifiedModel
+from ota.release import sha256_file
+from ota.selftest import KnownAnswerTest, classifier_predict, defect_answers, session_classes
+from ota.swap import SlotStore, Swapper
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "fixtures" / "samples" / "defects"
+CLASSES = ["ok", "crack", "crush", "tear", "wet"]
+
+
+def prepare(frame: Path) -> np.ndarray:
+    tensor, _ = letterbox(to_rgb8(read_image(frame)), 192, 144)
+    return tensor
+
+
+def loader(path: Path, sha256: str, size: int) -> ort.InferenceSession:
+    return load_session(path, sha256, size=size, threads=1)
+
+
+def always_ok_model(path: Path) -> Path:
+    """Same inputs/outputs and class metadata as the defect model, but it calls everything ok."""
+    logits = numpy_helper.from_array(np.array([[5.0, 0, 0, 0, 0]], dtype=np.float32), "L")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["L"], ["logits"])],
+        "always-ok",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 144, 192])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])],
+        initializer=[logits],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"classes": '["ok", "crack", "crush", "tear", "wet"]'})
+    onnx.save(model, str(path))
+    return path
+
+
+def verified(path: Path, version: str) -> VerifiedModel:
+    return VerifiedModel("defect", version, path, sha256_file(path), path.stat().st_size, {})
+
+
+@pytest.fixture(scope="module")
+def selftest() -> KnownAnswerTest[Any, np.ndarray]:
+    answers = defect_answers(SAMPLES, prepare)
+    assert len(answers) == 30 and {a.expected for a in answers} == set(CLASSES)
+    return KnownAnswerTest(answers, classifier_predict(CLASSES), min_accuracy=0.7)
+
+
+def test_the_shipped_defect_model_passes_and_a_broken_one_never_switches(
+    tmp_path: Path, selftest: KnownAnswerTest[Any, np.ndarray]
+) -> None:
+    entry = model_entry("defect", MODELS_DIR)
+    swap = Swapper(SlotStore(tmp_path / "ota", "defect"), loader, selftest)
+    active = swap.install(verified(entry.path, entry.version), move=False)
+    assert session_classes(active.model) == CLASSES
+    result = selftest(active.model)
+    assert result.passed and result.correct >= 21, result
+
+    broken = always_ok_model(tmp_path / "always-ok.onnx")
+    with pytest.raises(DockgateError) as err:
+        swap.install(verified(broken, "2.0.0-broken"))
+    assert err.value.code is ErrorCode.OTA_SELFTEST_FAILED
+    assert "6/30" in str(err.value)
+    assert swap.holder.current().version == entry.version
+
+
+def test_a_model_that_crashes_on_a_frame_fails_instead_of_raising(
+    selftest: KnownAnswerTest[Any, np.ndarray],
+) -> None:
+    class Crashes:
+        def run(self, *_args: object) -> None:
+            raise RuntimeError("bad shape")
+
+    result = selftest(Crashes())
+    assert not result.passed and result.correct == 0 and "error RuntimeError" in result.detail
