@@ -22,6 +22,7 @@ from edge.vision.ocr.config import OcrConfig
 from firmware_bridge.config import LineIOConfig, ScannerConfig
 from firmware_bridge.noop import NoopLineConfig
 from firmware_bridge.serial.config import NoScannerConfig
+from ota.config import OtaConfig
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
@@ -93,6 +94,7 @@ class EdgeConfig(BaseSettings):
     camera: CameraConfig = Field(CameraConfig(), description="gate camera (edge/camera)")
     gate: GateConfig = Field(GateConfig(), description="booking and sorting at the gate")
     pipeline: PipelineConfig = Field(PipelineConfig(), description="stages and back-pressure")
+    ota: OtaConfig = Field(OtaConfig(), description="signed model updates (ota/)")
 
     @classmethod
     def settings_customise_sources(

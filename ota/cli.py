@@ -117,3 +117,52 @@ def list_releases(directory: Path) -> None:
     from ota.repo import Repository
 
     click.echo(json.dumps(Repository(directory).releases(), indent=1, sort_keys=True))
+
+
+# -- edge side ------------------------------------------------------------------------------
+_ota_dir_option = click.option(
+    "--ota-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("data/edge/ota"),
+    show_default=True,
+    help="this node's OTA directory (trusted metadata, staging, model slots)",
+)
+
+
+@app.command("trust")
+@_ota_dir_option
+@click.option("--root", "root_file", type=click.Path(path_type=Path, exists=True), required=True)
+def trust(ota_dir: Path, root_file: Path) -> None:
+    """Install the release server's signed root (1.root.json) as this node's trust anchor."""
+    from ota.fetch import install_root
+
+    click.echo(f"trusted root installed: {install_root(ota_dir, root_file.read_bytes())}")
+
+
+@app.command("fetch")
+@_ota_dir_option
+@click.option("--url", required=True, help="release repository, e.g. https://cloud:8443/ota")
+@click.option("--name", default="defect", show_default=True)
+def fetch(ota_dir: Path, url: str, name: str) -> None:
+    """Verify metadata and download (resuming) the release NAME should run; no install."""
+    from ota.fetch import OtaClient
+
+    model = OtaClient(url, ota_dir).fetch(name)
+    out = {"name": model.name, "version": model.version, "sha256": model.sha256}
+    click.echo(json.dumps({**out, "path": str(model.path), "size": model.size}, sort_keys=True))
+
+
+@app.command("status")
+@_ota_dir_option
+def status(ota_dir: Path) -> None:
+    """Installed model versions (active and previous) per name, as JSON."""
+    from ota.swap import SlotStore
+
+    result: dict[str, object] = {}
+    for model_dir in sorted((ota_dir / "models").glob("*")):
+        active, previous = SlotStore(ota_dir, model_dir.name).read()
+        result[model_dir.name] = {
+            "active": active.version if active else None,
+            "previous": previous.version if previous else None,
+        }
+    click.echo(json.dumps(result, sort_keys=True))

@@ -158,3 +158,22 @@ def test_install_root_refuses_unsigned_or_a_second_root(fleet: Fleet, tmp_path: 
     install_root(tmp_path / "b", root)
     with pytest.raises(DockgateError):
         install_root(tmp_path / "b", root)
+
+
+def test_edge_commands_trust_fetch_and_status(fleet: Fleet, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    fleet.release("1.0.0")
+    ota_dir = tmp_path / "node" / "ota"
+    root = fleet.repo.metadata_dir / "1.root.json"
+    runner = CliRunner()
+    trusted = runner.invoke(cli, ["ota", "trust", "--ota-dir", str(ota_dir), "--root", str(root)])
+    assert trusted.exit_code == 0, trusted.output
+    got = runner.invoke(cli, ["ota", "fetch", "--ota-dir", str(ota_dir), "--url", fleet.base_url])
+    assert got.exit_code == 0, got.output
+    out = json.loads(got.output)
+    assert out["version"] == "1.0.0" and Path(out["path"]).is_file()
+    status = runner.invoke(cli, ["ota", "status", "--ota-dir", str(ota_dir)])
+    assert status.exit_code == 0 and json.loads(status.output) == {}
