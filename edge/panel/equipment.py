@@ -75,8 +75,9 @@ class AgvStatusProvider:
         for name, agv in self.dispatcher.status().get("agvs", {}).items():
             online = agv.get("connection") == "ONLINE"
             battery = agv.get("battery")
+            reported = tuple(str(e) for e in agv.get("errors") or ())
             state: State = "ok" if online else "error"
-            if online and battery is not None and battery < 20:
+            if online and (reported or (battery is not None and battery < 20)):
                 state = "warn"
             rows.append(
                 EquipmentStatus(
@@ -86,6 +87,7 @@ class AgvStatusProvider:
                     battery=float(battery) if battery is not None else None,
                     order=agv.get("busy_with"),
                     error_code=None if online else "AGV_UNAVAILABLE",
+                    reported=reported,
                 )
             )
         return rows

@@ -148,6 +148,7 @@ class EquipmentStatus:
     last_success: str | None = None  # UTC, sync
     error_code: str | None = None
     since: str | None = None  # UTC, when the link entered this state
+    reported: tuple[str, ...] = ()  # errors the device itself reports (VDA 5050 errorType)
 
 
 class StatusProvider(Protocol):

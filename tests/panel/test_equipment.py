@@ -23,7 +23,7 @@ from edge.panel.services import EquipmentStatus
 from firmware_bridge.modbus.config import ModbusTcpLineConfig
 from firmware_bridge.modbus.plc import ModbusLineIO
 from firmware_bridge.noop import NoopLineIO
-from tests.agv.helpers import SITEMAP, Sims, online, wait_for
+from tests.agv.helpers import SITEMAP, Observer, Sims, online, wait_for
 from tests.panel.conftest import login
 from tests.panel.support import PanelEnv
 from tests.support.mosquitto import Broker
@@ -56,6 +56,21 @@ def test_agvs_and_broker_from_the_dispatcher(
         assert "dockgate-sim/agv-01" in page and "dockgate-sim/agv-02" in page
         assert page.count("电量 100%") == 2
         assert "mosquitto" in page and "BROKER_UNREACHABLE" not in page
+        # an error the vehicle reports over VDA 5050 shows on its row, as the vehicle named it
+        witness = Observer(broker.port)
+        witness.start()
+        try:
+            witness.publish(
+                "dockgate-sim/dockgate-sim/agv-02/control",
+                {"cmd": "error", "errorType": "laserBlocked", "errorLevel": "WARNING"},
+            )
+            wait_for(
+                lambda: "laserBlocked" in client.get("/equipment").text,
+                what="reported AGV error on the panel",
+            )
+        finally:
+            witness.stop()
+        assert "车辆上报故障" in client.get("/equipment").text
     finally:
         sims.stop_all()
     broker.stop()
