@@ -400,7 +400,10 @@ class ModbusLineIO:
         # PLC assigned in the same scan cycle is already in the registers read after it.
         bits = (await self._call("read_discrete_inputs", di_first, count=di_count)).bits
         words = (await self._call("read_input_registers", ir_first, count=ir_count)).registers
-        reading = decode_reading(regs, bits, di_first, words, ir_first, time.monotonic())
+        try:
+            reading = decode_reading(regs, bits, di_first, words, ir_first, time.monotonic())
+        except DockgateError as exc:  # a short answer counts as a failed poll, with its code
+            raise self._failed(exc.code, exc.message) from None
         edges, alarm = self._watch.observe(reading)
         self._counters["missed_edges"] = self._watch.missed_edges
         self._ready.set()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.contracts.errors import DockgateError, ErrorCode
 from firmware_bridge.modbus.regmap import STATUS_FAILSAFE, RegisterMap, from_words
 from firmware_bridge.ports import PhotoEyeEdge
 
@@ -25,8 +26,19 @@ class Reading:
 def decode_reading(
     regs: RegisterMap, bits: list[bool], di_first: int, words: list[int], ir_first: int, at: float
 ) -> Reading:
-    """Build a :class:`Reading` from one discrete-input read and one input-register read."""
+    """Build a :class:`Reading` from one discrete-input read and one input-register read.
+
+    Raises ``PLC_EXCEPTION`` when a response carries fewer values than the map needs: pymodbus
+    takes the byte count from the response, so a faulty PLC or gateway can answer short.
+    """
     ir = regs.input_registers
+    di_need = regs.input_span()[1]
+    ir_need = ir.span()[1]
+    if len(bits) < di_need or len(words) < ir_need:
+        raise DockgateError(
+            ErrorCode.PLC_EXCEPTION,
+            f"short response: {len(bits)}/{di_need} inputs, {len(words)}/{ir_need} registers",
+        )
 
     def reg(addr: int) -> int:
         return int(words[addr - ir_first])
