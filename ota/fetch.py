@@ -136,6 +136,10 @@ class OtaClient:
         """The signed sha256 of target ``path`` (to recognise a release without downloading)."""
         return str(self._target(path).hashes["sha256"])
 
+    def target_custom(self, path: str) -> dict[str, Any]:
+        """The signed custom metadata of target ``path`` (name, version, min_dockgate, ...)."""
+        return dict(self._target(path).custom)
+
     # -- targets --------------------------------------------------------------------------
     def fetch(self, name: str) -> VerifiedModel:
         """Download (resuming any ``.part``) and verify the model ``name`` should run."""

@@ -8,7 +8,9 @@ whose self-test failed is remembered by sha256 and not downloaded again (no inst
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Generic, TypeVar
 
 from edge.contracts.errors import DockgateError, ErrorCode
@@ -16,6 +18,19 @@ from ota.fetch import OtaClient
 from ota.swap import Swapper
 
 T = TypeVar("T")
+
+
+def version_key(text: str) -> tuple[int, ...]:
+    """Leading dotted numbers of a version (``1.3.0rc1`` -> ``(1, 3, 0)``) for comparisons."""
+    match = re.match(r"^[0-9]+(\.[0-9]+)*", text.strip())
+    return tuple(int(p) for p in match.group(0).split(".")) if match else (0,)
+
+
+def running_dockgate() -> str:
+    try:
+        return version("dockgate")
+    except PackageNotFoundError:  # pragma: no cover - bare checkout without metadata
+        return "0"
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class Updater(Generic[T]):
     swapper: Swapper[T]
     name: str
     refused: set[str] = field(default_factory=set)  # sha256 of releases that failed self-test
+    dockgate_version: str = field(default_factory=running_dockgate)
 
     def _running(self) -> str | None:
         try:
@@ -54,6 +70,16 @@ class Updater(Generic[T]):
             offered = pointer["version"]
             if offered == running:
                 return UpdateOutcome(self.name, running, offered)
+            custom = self.client.target_custom(pointer["target"])
+            needs = str(custom.get("min_dockgate", "0"))
+            if version_key(needs) > version_key(self.dockgate_version):
+                return UpdateOutcome(
+                    self.name,
+                    running,
+                    offered,
+                    code=ErrorCode.OTA_INCOMPATIBLE,
+                    detail=f"needs Dockgate {needs}, this is {self.dockgate_version}",
+                )
             sha = self.client.target_sha256(pointer["target"])
             if sha in self.refused:
                 return UpdateOutcome(

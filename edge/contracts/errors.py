@@ -88,6 +88,7 @@ class ErrorCode(StrEnum):
     OTA_SELFTEST_FAILED = "OTA_SELFTEST_FAILED"
     OTA_DOWNLOAD_FAILED = "OTA_DOWNLOAD_FAILED"
     OTA_NOT_INSTALLED = "OTA_NOT_INSTALLED"
+    OTA_INCOMPATIBLE = "OTA_INCOMPATIBLE"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -159,6 +160,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OTA_SELFTEST_FAILED: "The new model failed its self-test on known frames; the device stays on the old one.",
     ErrorCode.OTA_DOWNLOAD_FAILED: "The release server could not be reached or a download broke off; the device keeps its model and resumes later.",
     ErrorCode.OTA_NOT_INSTALLED: "No trusted root or no verified model version is installed on this device for OTA.",
+    ErrorCode.OTA_INCOMPATIBLE: "The release needs a newer Dockgate than this device runs; it is not downloaded and the device keeps its model.",
 }
 
 

@@ -15,9 +15,9 @@ import pytest
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.vision.session import load_session
 from ota.fetch import VerifiedModel
-from ota.release import sha256_file
+from ota.release import describe_model, sha256_file
 from ota.swap import ModelHolder, SlotStore, Swapper
-from ota.updater import Updater
+from ota.updater import Updater, version_key
 from tests.ota.conftest import Fleet
 from tests.ota.models import KNOWN, known_answer_test
 
@@ -142,3 +142,22 @@ def test_update_cycle_keeps_the_running_model_on_every_refusal(fleet: Fleet) -> 
     back = updater.update_once()
     assert (back.running, back.switched) == ("1.0.0", True)
     np.testing.assert_equal(tag(updater.swapper.holder.current().model), 1.0)
+
+
+def test_a_release_for_a_newer_dockgate_is_not_downloaded(fleet: Fleet) -> None:
+    fleet.release("1.0.0")
+    client = fleet.device()
+    updater = Updater(client, swapper(client.metadata_dir.parent), "defect")
+    assert updater.update_once().running == "1.0.0"
+    model = fleet.models["1.1.0"]
+    info = describe_model(model, "defect", "1.1.0", sha256=sha256_file(model), min_dockgate="99.0")
+    fleet.repo.release(model, info)
+    fleet.log.clear()
+    outcome = updater.update_once()
+    assert (outcome.code, outcome.running, outcome.offered) == (
+        ErrorCode.OTA_INCOMPATIBLE,
+        "1.0.0",
+        "1.1.0",
+    )
+    assert not [p for p, _ in fleet.log if "/targets/defect/1.1.0/" in p]
+    assert version_key("1.3.0rc1") == (1, 3, 0) and version_key("x") == (0,)
