@@ -211,7 +211,9 @@ class Bookings:
         self: _Appends, sku: str, lot: str, *, reason: str, actor: str, event_id: str | None = None
     ) -> AppendResult:
         """QA freeze a batch (known here or not yet). A freeze fanned out from the cloud uses
-        ``actor="cloud:<origin-device>"`` and the cloud's event id, so a re-delivery is a no-op."""
+        ``actor="cloud:<origin-device>"`` and an event id derived from the origin's event and this
+        device (edge/sync uses uuid5), so a re-delivery is a no-op; the origin's own id cannot be
+        reused, since event ids are unique across the fleet."""
         payload = _p(sku=sku, lot=lot, reason=reason)
         return self.append(EventKind.QA_FREEZE, payload, actor=actor, event_id=event_id)
 
