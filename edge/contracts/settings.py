@@ -33,6 +33,8 @@ def describe_validation_error(model: type[BaseModel], err: ValidationError) -> s
     key = ".".join(loc) or "(file)"
     value = first.get("input")
     shown = "(missing)" if first["type"] == "missing" else repr(value)
+    if len(shown) > 120:  # one readable line, even for a megabyte value
+        shown = f"{shown[:100]}... ({len(shown)} characters)"
     hint = _field_description(model, loc)
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     tail = f" — {hint}" if hint else ""
@@ -62,6 +64,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise DockgateError(ErrorCode.CONFIG_INVALID, f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise DockgateError(ErrorCode.CONFIG_INVALID, f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # e.g. saved as GBK or UTF-16 by a desktop editor
+        raise DockgateError(
+            ErrorCode.CONFIG_INVALID, f"{path}: not UTF-8 (save it as UTF-8): {exc.reason}"
+        ) from None
+    except ValueError as exc:  # tomllib lets int() fail on a number of over 4300 digits
+        raise DockgateError(ErrorCode.CONFIG_INVALID, f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nesting level ("a = [[[[...")
+        raise DockgateError(
+            ErrorCode.CONFIG_INVALID, f"{path}: not valid TOML: arrays or tables nested too deep"
+        ) from None
     except OSError as exc:
         raise DockgateError(ErrorCode.CONFIG_INVALID, f"{path}: cannot read: {exc}") from None
 
