@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from edge.contracts.settings import load_settings
+from edge.contracts.settings import NodeSettings, load_settings
 
 
-class CloudConfig(BaseSettings):
+class CloudConfig(NodeSettings):
     """Everything the cloud service reads at start-up. It keeps no other state than its database."""
 
     model_config = SettingsConfigDict(env_prefix="DOCKGATE_CLOUD_", extra="forbid", frozen=True)
@@ -41,17 +41,6 @@ class CloudConfig(BaseSettings):
         5, ge=1, le=100, description="failed logins before an account waits login_lock_s"
     )
     login_lock_s: int = Field(60, ge=1, le=86400, description="wait after too many failed logins")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)
 
 
 def load_cloud_config(path: Path | None = None) -> CloudConfig:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edge.agv.config import AgvConfig
 from edge.camera.settings import CameraConfig
-from edge.contracts.settings import StrictModel, load_settings
+from edge.contracts.settings import NodeSettings, StrictModel, load_settings
 from edge.panel.config import PanelConfig
 from edge.runtime.settings import GateConfig, PipelineConfig
 from edge.sync.config import SyncConfig
@@ -75,12 +74,8 @@ class LedgerConfig(StrictModel):
         return self.path if self.path is not None else device.data_dir / "ledger.db"
 
 
-class EdgeConfig(BaseSettings):
+class EdgeConfig(NodeSettings):
     """Everything an edge node reads at start-up."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="DOCKGATE_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
 
     device: DeviceConfig = Field(DeviceConfig(), description="device identity")
     ledger: LedgerConfig = Field(LedgerConfig(), description="stock ledger")
@@ -95,18 +90,6 @@ class EdgeConfig(BaseSettings):
     gate: GateConfig = Field(GateConfig(), description="booking and sorting at the gate")
     pipeline: PipelineConfig = Field(PipelineConfig(), description="stages and back-pressure")
     ota: OtaConfig = Field(OtaConfig(), description="signed model updates (ota/)")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first: an operator's override beats the file.
-        return (env_settings, init_settings)
 
 
 def load_edge_config(path: Path | None = None) -> EdgeConfig:

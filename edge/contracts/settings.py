@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edge.contracts.errors import DockgateError, ErrorCode
 
@@ -21,6 +21,26 @@ class StrictModel(BaseModel):
     """Config section base: unknown keys are errors, values are immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSettings(BaseSettings):
+    """A node's whole configuration: ``DOCKGATE_<SECTION>__<KEY>`` variables override the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCKGATE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: an operator's override beats the file (init = the file's values).
+        return (env_settings, init_settings)
 
 
 S = TypeVar("S", bound=BaseSettings)
