@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, TargetFile
-from tuf.ngclient import Updater
+from tuf.ngclient import FetcherInterface, Updater
 
 from edge.contracts.errors import DockgateError, ErrorCode
 from ota.fsutil import atomic_write, fsync_dir
@@ -67,8 +68,43 @@ def install_root(ota_dir: Path, root_json: bytes) -> Path:
     return target
 
 
+class HttpxFetcher(FetcherInterface):
+    """ngclient's network seam on httpx, so metadata and model downloads share one client
+    (one TLS context: the fleet's private CA from ``sync.tls_ca_file``, one timeout policy)."""
+
+    def __init__(self, client: httpx.Client, chunk_bytes: int) -> None:
+        self.client = client
+        self.chunk_bytes = chunk_bytes
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        try:
+            resp = self.client.send(self.client.build_request("GET", url), stream=True)
+        except httpx.TimeoutException as exc:
+            raise tuf_errors.SlowRetrievalError(f"{url}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise tuf_errors.DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code != 200:
+            resp.close()
+            raise tuf_errors.DownloadHTTPError(f"{url}: HTTP {resp.status_code}", resp.status_code)
+        return self._chunks(resp)
+
+    def _chunks(self, resp: httpx.Response) -> Iterator[bytes]:
+        try:
+            yield from resp.iter_bytes(self.chunk_bytes)
+        except httpx.TimeoutException as exc:
+            raise tuf_errors.SlowRetrievalError(str(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise tuf_errors.DownloadError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            resp.close()
+
+
 class OtaClient:
-    """One device's view of the release repository at ``base_url`` (e.g. ``https://cloud/ota``)."""
+    """One device's view of the release repository at ``base_url`` (e.g. ``https://cloud/ota``).
+
+    ``verify`` is what httpx takes: ``True`` (system CAs) or an ``ssl.SSLContext`` holding the
+    fleet's CA. Use as a context manager (or call :meth:`close`) to release connections.
+    """
 
     def __init__(
         self,
@@ -79,6 +115,7 @@ class OtaClient:
         chunk_bytes: int = 256 * 1024,
         events: Events | None = None,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.metadata_dir = ota_dir / "metadata"
@@ -86,8 +123,17 @@ class OtaClient:
         self.timeout_s = timeout_s
         self.chunk_bytes = chunk_bytes
         self._events = events or (lambda _e: None)
-        self._transport = transport
+        self._http = httpx.Client(timeout=timeout_s, transport=transport, verify=verify)
         self._updater: Updater | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OtaClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # -- metadata -------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -107,6 +153,7 @@ class OtaClient:
             metadata_base_url=f"{self.base_url}/metadata/",
             target_base_url=f"{self.base_url}/targets/",
             target_dir=str(self.staging_dir),
+            fetcher=HttpxFetcher(self._http, self.chunk_bytes),
             bootstrap=None,  # trust anchor: metadata/root.json, installed by install_root
         )
         with _Mapped("metadata"):
@@ -178,10 +225,7 @@ class OtaClient:
             return
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
-            with (
-                httpx.Client(timeout=self.timeout_s, transport=self._transport) as client,
-                client.stream("GET", self._url(info), headers=headers) as resp,
-            ):
+            with self._http.stream("GET", self._url(info), headers=headers) as resp:
                 if resp.status_code == 200:
                     have = 0  # server ignored Range: rewrite from the start
                 elif resp.status_code != 206 or not _starts_at(resp, have):

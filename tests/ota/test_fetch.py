@@ -177,3 +177,17 @@ def test_edge_commands_trust_fetch_and_status(fleet: Fleet, tmp_path: Path) -> N
     assert out["version"] == "1.0.0" and Path(out["path"]).is_file()
     status = runner.invoke(cli, ["ota", "status", "--ota-dir", str(ota_dir)])
     assert status.exit_code == 0 and json.loads(status.output) == {}
+
+
+def test_an_unreachable_server_is_a_download_failure_not_a_crash(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    from tests.support.net import free_port
+
+    fleet.release("1.0.0")
+    ota_dir = tmp_path / "node" / "ota"
+    install_root(ota_dir, (fleet.repo.metadata_dir / "1.root.json").read_bytes())
+    with OtaClient(f"http://127.0.0.1:{free_port()}/ota", ota_dir, timeout_s=2) as client:
+        with pytest.raises(DockgateError) as err:
+            client.refresh()
+    assert _code(err) is ErrorCode.OTA_DOWNLOAD_FAILED
