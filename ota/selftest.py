@@ -13,6 +13,7 @@ contracts, like the rest of ``ota``.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,23 @@ def session_classes(session: Any) -> list[str]:
     """Class names from the ONNX metadata (``classes``: a JSON list), as the defect model has."""
     meta = session.get_modelmeta().custom_metadata_map
     return [str(c) for c in json.loads(meta["classes"])]
+
+
+def normalise_text(text: str) -> str:
+    """Compare read text the way an operator would: NFKC (full-width colon = colon), no spaces."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def crop_answers(
+    samples_dir: Path, prepare: Callable[[Path], np.ndarray]
+) -> list[KnownAnswer[np.ndarray]]:
+    """The committed carton line crops and their text (``truth.json`` ``crops``: file -> text).
+
+    ``prepare`` turns a crop file into the recogniser's input; the matching ``predict`` decodes
+    the output (CTC) and should return :func:`normalise_text` of it.
+    """
+    truth: dict[str, Any] = json.loads((samples_dir / "truth.json").read_text(encoding="utf-8"))
+    return [
+        KnownAnswer(name, prepare(samples_dir / name), normalise_text(str(entry["text"])))
+        for name, entry in sorted(truth["crops"].items())
+    ]
