@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,9 @@ class EdgeNode:
     config: EdgeConfig
     source: FrameSource | None = None  # default: the configured camera
     panel_port: int | None = None  # default: [panel] port
+    # open ASN lines the reader may match a code against (edge.vision.ocr.reader.ASN); called per
+    # carton, so a site's receiving system can update them while the node runs
+    expect: Callable[[], Sequence[Any]] | None = None
     bus: Bus = field(default_factory=Bus)
     metrics: Metrics = field(default_factory=Metrics)
     _stops: list[Callable[[], None]] = field(default_factory=list)
@@ -131,7 +134,13 @@ class EdgeNode:
         )
         source = self.source or open_source(cfg.camera)
         self._stops.append(source.close)
-        inference = Inference(self.reader, defect, freeze_threshold=freeze, review_threshold=review)
+        inference = Inference(
+            self.reader,
+            defect,
+            freeze_threshold=freeze,
+            review_threshold=review,
+            expect=self.expect,
+        )
         return GatePipeline(
             source,
             inference,

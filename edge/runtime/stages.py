@@ -30,6 +30,9 @@ from edge.runtime.supervisor import Supervisor, Worker
 log = logging.getLogger(__name__)
 
 
+ESTIMATE_DECAY = 0.8  # per carton diverted on the inference-time estimate alone
+
+
 @dataclass(frozen=True)
 class _Divert:
     carton: CartonFrames
@@ -156,6 +159,10 @@ class GatePipeline:
         if remaining <= self.infer_estimate_s:
             estimate_ms = self.infer_estimate_s * 1000
             why = f"{remaining * 1000:.0f} ms left, inference takes ~{estimate_ms:.0f} ms"
+            # only inferred cartons update the estimate: without this decay one slow spell (a
+            # busy CPU) would leave it high and divert every carton from then on; decaying it on
+            # each skip makes the stage try a carton again soon and re-measure
+            self.infer_estimate_s *= ESTIMATE_DECAY
             self._to_booking(_Divert(carton, why))
             return
         result = self.inference(carton)
