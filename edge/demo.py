@@ -80,6 +80,7 @@ class Demo:
     seed: int
     fps: float
     loop: bool = False  # play the video again and again (soak runs)
+    asn: bool = True  # the reader matches codes against the delivery's ASN (asn.json)
     video_dir: Path | None = None  # a conveyor video made beforehand (default: generate one)
     stack: Stack = field(init=False)
     node: Any = None
@@ -193,7 +194,13 @@ class Demo:
         config = load_edge_config(path)
         self.seed_master_data(config)
         source = PacedSource(self.video, self.fps, loop=self.loop)
-        self.node = EdgeNode(config, source=source, panel_port=panel_port)
+        expect = self.asn_lines() if self.asn else None
+        self.node = EdgeNode(
+            config,
+            source=source,
+            panel_port=panel_port,
+            expect=(lambda: expect) if expect else None,
+        )
         started = time.monotonic()
         self.node.start()
         self.ready_s = time.monotonic() - started
@@ -208,6 +215,14 @@ class Demo:
             self.node.stop()
             self.node = None
         self.stack.stop()
+
+    def asn_lines(self) -> list[Any]:
+        """The delivery's advance shipping notice (with decoy lines, as real ASNs have)."""
+        from edge.vision.ocr.reader import ASN
+
+        assert self.video_dir is not None
+        rows = json.loads((self.video_dir / "asn.json").read_text())
+        return [ASN(gtin=r["gtin"], lot=r["lot"], expiry=r["expiry"]) for r in rows]
 
     @property
     def video(self) -> Path:
@@ -275,13 +290,21 @@ def _secret_file(path: Path) -> str:
     "--headless", is_flag=True, help="Run to completion, print a summary, exit 1 on failure."
 )
 @click.option("--cartons", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--asn/--no-asn", default=True, show_default=True,
+              help="match codes against the delivery's ASN (the video's asn.json)")  # fmt: skip
 @click.option("--seed", default=7, show_default=True, type=int, help="conveyor video seed")
 @click.option("--fps", default=10.0, show_default=True, type=click.FloatRange(1, 60),
               help="camera rate (12 frames per carton: 10 fps = 3,000 cartons/h)")  # fmt: skip
 @click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(10, 86400),
               help="headless: stop waiting for AGVs and sync after this many seconds")  # fmt: skip
 def demo(
-    workdir: Path, headless: bool, cartons: int, seed: int, fps: float, timeout: float
+    workdir: Path,
+    headless: bool,
+    cartons: int,
+    asn: bool,
+    seed: int,
+    fps: float,
+    timeout: float,
 ) -> None:
     """Run the unattended inbound gate end to end: cloud, enrollment, broker, AGV/PLC/scanner
     simulators and the edge node on a generated conveyor video.
@@ -293,7 +316,7 @@ def demo(
     from edge.demo_report import report
 
     signal.signal(signal.SIGTERM, _interrupt)
-    run = Demo(workdir.absolute(), cartons, seed, fps)
+    run = Demo(workdir.absolute(), cartons, seed, fps, asn=asn)
     ok = False
     try:
         run.start()
