@@ -36,6 +36,7 @@ T = TypeVar("T")
 #: ``(path, sha256, size) -> loaded, warmed-up model``; must refuse a file whose sha256 differs.
 Loader = Callable[[Path, str, int], T]
 STATE_FILE = "state.json"
+MAX_REFUSED = 20  # remembered self-refused releases per model name
 
 
 @dataclass(frozen=True)
@@ -117,20 +118,51 @@ class SlotStore:
     def path(self, slot: Slot) -> Path:
         return self.dir / slot.file
 
-    def read(self) -> tuple[Slot | None, Slot | None]:
-        """``(active, previous)``; ``(None, None)`` before the first install."""
+    def _raw(self) -> dict[str, Any] | None:
         try:
-            raw = json.loads((self.dir / STATE_FILE).read_text(encoding="utf-8"))
+            raw: dict[str, Any] = json.loads((self.dir / STATE_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return None, None
+            return None
         except (OSError, ValueError) as exc:
             raise DockgateError(ErrorCode.OTA_NOT_INSTALLED, f"{self.dir}: {exc}") from None
+        return raw
+
+    def read(self) -> tuple[Slot | None, Slot | None]:
+        """``(active, previous)``; ``(None, None)`` before the first install."""
+        raw = self._raw()
+        if raw is None:
+            return None, None
         active = Slot.from_dict(raw["active"])
         previous = Slot.from_dict(raw["previous"]) if raw.get("previous") else None
         return active, previous
 
-    def write(self, active: Slot, previous: Slot | None) -> None:
-        data = {"active": asdict(active), "previous": asdict(previous) if previous else None}
+    def probation(self) -> int | None:
+        """Starts since the last switch that nobody confirmed healthy (``None``: confirmed)."""
+        raw = self._raw()
+        value = raw.get("probation") if raw else None
+        return int(value) if value is not None else None
+
+    def refused(self) -> list[dict[str, str]]:
+        """Releases this device refused on its own (self-test, crash loop, health), newest last."""
+        raw = self._raw()
+        return list(raw.get("refused", [])) if raw else []
+
+    def write(
+        self,
+        active: Slot,
+        previous: Slot | None,
+        *,
+        probation: int | None = None,
+        refuse: dict[str, str] | None = None,
+    ) -> None:
+        refused = self.refused() + ([refuse] if refuse else [])
+        data = {
+            "active": asdict(active),
+            "previous": asdict(previous) if previous else None,
+            "probation": probation,
+            "refused": refused[-MAX_REFUSED:],
+        }
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.dir / f".{STATE_FILE}.tmp"
         with tmp.open("w", encoding="utf-8") as fh:
             json.dump(data, fh, sort_keys=True)
@@ -178,7 +210,12 @@ class Swapper(Generic[T]):
         selftest: SelfTest[T],
         holder: ModelHolder[T] | None = None,
         events: Events | None = None,
+        *,
+        max_unconfirmed_starts: int = 3,
     ) -> None:
+        """``max_unconfirmed_starts``: starts on a new version before :meth:`confirm` after
+        which :meth:`restore` decides it is a crash loop and goes back to the previous one."""
+        self.max_unconfirmed_starts = max_unconfirmed_starts
         self.store = store
         self.load = load
         self.selftest = selftest
@@ -196,21 +233,42 @@ class Swapper(Generic[T]):
             return False
 
     def restore(self) -> Active[T]:
-        """Start-up: load the persisted active version (the previous one if it will not load)."""
+        """Start-up: load the persisted active version (the previous one if it will not load,
+        or if the active one was started too often without being confirmed healthy)."""
         with self._lock:
             active, previous = self.store.read()
             if active is None:
                 raise DockgateError(ErrorCode.OTA_NOT_INSTALLED, f"nothing in {self.store.dir}")
+            starts = self.store.probation()
+            if starts is not None and previous is not None:
+                if starts + 1 > self.max_unconfirmed_starts:
+                    return self._back_to(previous, active, f"crash loop: {starts} starts")
+                self.store.write(active, previous, probation=starts + 1)  # before loading
             try:
                 loaded = Active(active, self._load(active))
-            except DockgateError:
+            except DockgateError as exc:
                 if previous is None:
                     raise
-                loaded = Active(previous, self._load(previous))
-                self.store.write(previous, None)
-                self._events(f"restored previous {previous.version}: {active.version} unloadable")
+                return self._back_to(previous, active, f"does not load: {exc.message}")
             self.holder.set(loaded)
             return loaded
+
+    def confirm(self) -> None:
+        """The new version ran healthy (the runtime decides when): end its probation."""
+        with self._lock:
+            active, previous = self.store.read()
+            if active is not None and self.store.probation() is not None:
+                self.store.write(active, previous)
+                self._events(f"confirmed {active.version}")
+
+    def _back_to(self, previous: Slot, failed: Slot, reason: str) -> Active[T]:
+        loaded = Active(previous, self._load(previous))
+        refuse = {"version": failed.version, "sha256": failed.sha256, "reason": reason}
+        self.store.write(previous, None, refuse=refuse)
+        self.holder.set(loaded)
+        self._events(f"rolled back {failed.version} -> {previous.version}: {reason}")
+        self.store.prune({previous.file})
+        return loaded
 
     def install(self, model: VerifiedModel, *, move: bool = True) -> Active[T]:
         """Adopt, load (sha256-gated), self-test and switch; a failed self-test never switches.
@@ -227,6 +285,9 @@ class Swapper(Generic[T]):
             self._events("loaded")
             result = self.selftest(loaded)
             if not result.passed:
+                if current is not None:  # remembered across restarts: no install loops
+                    refuse = {"version": slot.version, "sha256": slot.sha256, "reason": "self-test"}
+                    self.store.write(current, previous, refuse=refuse)
                 keep = {s.file for s in self.store.read() if s is not None}
                 self.store.prune(keep)
                 raise DockgateError(
@@ -236,7 +297,8 @@ class Swapper(Generic[T]):
                 )
             self._events("selftest passed")
             keep_previous = current if current is not None and current != slot else previous
-            self.store.write(slot, keep_previous)
+            # On probation until confirm(): a crash loop on the new version rolls back at start.
+            self.store.write(slot, keep_previous, probation=0 if keep_previous else None)
             self._events("persisted")
             active = Active(slot, loaded)
             self.holder.set(active)
@@ -244,20 +306,16 @@ class Swapper(Generic[T]):
             self.store.prune({slot.file} | ({keep_previous.file} if keep_previous else set()))
             return active
 
-    def rollback(self) -> Active[T]:
-        """Go back to the previous version (kept on disk) and forget the one that failed."""
+    def rollback(self, reason: str = "health check failed after the switch") -> Active[T]:
+        """The device decides to go back to the previous version (kept on disk); the failed
+        release is remembered so that it is not installed again (and can be reported)."""
         with self._lock:
             active, previous = self.store.read()
             if previous is None or active is None:
                 raise DockgateError(
                     ErrorCode.OTA_NOT_INSTALLED, "no previous version to go back to"
                 )
-            loaded = Active(previous, self._load(previous))
-            self.store.write(previous, None)
-            self.holder.set(loaded)
-            self._events(f"rolled back {active.version} -> {previous.version}")
-            self.store.prune({previous.file})
-            return loaded
+            return self._back_to(previous, active, reason)
 
 
 def _safe(version: str) -> str:

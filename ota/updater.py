@@ -81,13 +81,20 @@ class Updater(Generic[T]):
                     detail=f"needs Dockgate {needs}, this is {self.dockgate_version}",
                 )
             sha = self.client.target_sha256(pointer["target"])
-            if sha in self.refused:
+            refused = {r["sha256"]: r for r in self.swapper.store.refused()}
+            if sha in self.refused or sha in refused:
+                reason = refused.get(sha, {}).get("reason", "self-test")
+                code = (
+                    ErrorCode.OTA_SELFTEST_FAILED
+                    if reason == "self-test"
+                    else ErrorCode.OTA_DEVICE_ROLLBACK
+                )
                 return UpdateOutcome(
                     self.name,
                     running,
                     offered,
-                    code=ErrorCode.OTA_SELFTEST_FAILED,
-                    detail="refused earlier on this device; waiting for another release",
+                    code=code,
+                    detail=f"refused earlier on this device ({reason}); waiting for another",
                 )
             model = self.client.fetch(self.name)
             try:

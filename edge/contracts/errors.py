@@ -89,6 +89,7 @@ class ErrorCode(StrEnum):
     OTA_DOWNLOAD_FAILED = "OTA_DOWNLOAD_FAILED"
     OTA_NOT_INSTALLED = "OTA_NOT_INSTALLED"
     OTA_INCOMPATIBLE = "OTA_INCOMPATIBLE"
+    OTA_DEVICE_ROLLBACK = "OTA_DEVICE_ROLLBACK"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -161,6 +162,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OTA_DOWNLOAD_FAILED: "The release server could not be reached or a download broke off; the device keeps its model and resumes later.",
     ErrorCode.OTA_NOT_INSTALLED: "No trusted root or no verified model version is installed on this device for OTA.",
     ErrorCode.OTA_INCOMPATIBLE: "The release needs a newer Dockgate than this device runs; it is not downloaded and the device keeps its model.",
+    ErrorCode.OTA_DEVICE_ROLLBACK: "The device went back to its previous model on its own (crash loop or failed health after a switch) and will not reinstall that release.",
 }
 
 

@@ -21,13 +21,23 @@ from ota.updater import Updater, version_key
 from tests.ota.conftest import Fleet
 from tests.ota.models import KNOWN, known_answer_test
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def loader(path: Path, sha256: str, size: int) -> ort.InferenceSession:
     return load_session(path, sha256, size=size, threads=1)
 
 
-def swapper(ota_dir: Path, holder: ModelHolder[Any] | None = None) -> Swapper[Any]:
-    return Swapper(SlotStore(ota_dir, "defect"), loader, known_answer_test, holder)
+def swapper(
+    ota_dir: Path, holder: ModelHolder[Any] | None = None, max_starts: int = 3
+) -> Swapper[Any]:
+    return Swapper(
+        SlotStore(ota_dir, "defect"),
+        loader,
+        known_answer_test,
+        holder,
+        max_unconfirmed_starts=max_starts,
+    )
 
 
 def factory(fleet: Fleet, version: str) -> VerifiedModel:
@@ -161,3 +171,68 @@ def test_a_release_for_a_newer_dockgate_is_not_downloaded(fleet: Fleet) -> None:
     )
     assert not [p for p, _ in fleet.log if "/targets/defect/1.1.0/" in p]
     assert version_key("1.3.0rc1") == (1, 3, 0) and version_key("x") == (0,)
+
+
+def test_a_crash_loop_after_the_switch_goes_back_to_a_and_never_reinstalls_b(
+    fleet: Fleet,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    fleet.release("1.0.0")
+    client = fleet.device()
+    ota_dir = client.metadata_dir.parent
+    assert Updater(client, swapper(ota_dir), "defect").update_once().running == "1.0.0"
+    fleet.release("1.1.0")
+    assert Updater(client, swapper(ota_dir), "defect").update_once().running == "1.1.0"
+    # The new version crashes the process right after start, three times (real SIGKILLs).
+    code = (
+        "import os, signal, sys; from pathlib import Path;"
+        "from tests.ota.test_swap import swapper;"
+        "print(swapper(Path(sys.argv[1])).restore().version, flush=True);"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    started = []
+    for _ in range(4):
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(ota_dir)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == -signal.SIGKILL, run.stderr
+        started.append(run.stdout.strip())
+    assert started == ["1.1.0", "1.1.0", "1.1.0", "1.0.0"]
+    store = SlotStore(ota_dir, "defect")
+    assert store.refused()[-1]["version"] == "1.1.0"
+    assert "crash loop" in store.refused()[-1]["reason"]
+    fleet.log.clear()
+    outcome = Updater(client, swapper(ota_dir), "defect")
+    outcome.swapper.restore()
+    result = outcome.update_once()  # the repository still points at 1.1.0
+    assert (result.code, result.running, result.offered) == (
+        ErrorCode.OTA_DEVICE_ROLLBACK,
+        "1.0.0",
+        "1.1.0",
+    )
+    assert not [p for p, _ in fleet.log if "/targets/defect/1.1.0/" in p]
+
+
+def test_confirmed_versions_survive_restarts_and_health_rollback_is_remembered(
+    fleet: Fleet,
+) -> None:
+    ota_dir = fleet.tmp / "dev" / "ota"
+    swap = swapper(ota_dir)
+    swap.install(factory(fleet, "1.0.0"), move=False)
+    swap.install(factory(fleet, "1.1.0"), move=False)
+    assert swap.store.probation() == 0
+    swap.confirm()
+    assert swap.store.probation() is None
+    for _ in range(5):
+        assert swapper(ota_dir).restore().version == "1.1.0"
+    assert swap.rollback("agreement with the scanner fell to 80 %").version == "1.0.0"
+    refused = swap.store.refused()[-1]
+    assert refused["version"] == "1.1.0" and "scanner" in refused["reason"]
+    assert swapper(ota_dir).restore().version == "1.0.0"
