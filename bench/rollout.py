@@ -122,10 +122,10 @@ def measure(devices: int, workers: int) -> dict[str, float]:
         release(repo, model_a, "1.0.0")
         port = free_port()
         server = start_server(repo.dir, port)
+        clients: list[OtaClient] = []
         try:
             url = f"http://127.0.0.1:{port}/ota"
             root_json = (repo.metadata_dir / "1.root.json").read_bytes()
-            clients = []
             for i in range(devices):
                 ota_dir = root / "dev" / f"edge-{i:03d}"
                 install_root(ota_dir, root_json)
@@ -153,6 +153,8 @@ def measure(devices: int, workers: int) -> dict[str, float]:
             rollback = run_fleet(clients, "1.0.0", meter, workers)
             cpu_back, peak_back = meter.cpu() - cpu0, meter.peak
         finally:
+            for client in clients:
+                client.close()
             server.terminate()
             server.wait(10)
     return {

@@ -123,7 +123,12 @@ class OtaClient:
         self.timeout_s = timeout_s
         self.chunk_bytes = chunk_bytes
         self._events = events or (lambda _e: None)
-        self._http = httpx.Client(timeout=timeout_s, transport=transport, verify=verify)
+        # Idle connections expire before a server's usual 5 s keep-alive (uvicorn's default):
+        # reusing one the server is closing at that moment fails with a connection reset.
+        limits = httpx.Limits(max_connections=4, keepalive_expiry=2.0)
+        self._http = httpx.Client(
+            timeout=timeout_s, transport=transport, verify=verify, limits=limits
+        )
         self._updater: Updater | None = None
 
     def close(self) -> None:
