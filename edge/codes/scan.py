@@ -111,7 +111,17 @@ def _plain(payload: str, sym: str | None) -> ParseResult:
             return ParseResult(
                 payload, errors=(CodeIssue(_INVALID, str(exc), "sscc"),), symbology=sym
             )
-    res = biip.parse(payload, config=_CONFIG)
+    if payload.startswith("]"):
+        # an AIM prefix we did not recognise: biip would read it as one and fail on it
+        return ParseResult(
+            payload,
+            errors=(CodeIssue(_INVALID, f"malformed symbology identifier {payload[:3]!r}"),),
+            symbology=sym,
+        )
+    try:
+        res = biip.parse(payload, config=_CONFIG)
+    except (biip.ParseError, IndexError, ValueError) as exc:  # never let a scan crash the reader
+        return ParseResult(payload, errors=(CodeIssue(_INVALID, str(exc)),), symbology=sym)
     if res.gs1_message is not None and len(payload) not in (8, 12, 13, 14):
         return _from_message(res.gs1_message, sym, payload)  # element string without AIM
     if res.gtin is not None:

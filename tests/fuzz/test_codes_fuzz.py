@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import biip
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,27 +66,16 @@ def test_parse_text_never_raises(text: str) -> None:
 
 
 def _scan(raw: bytes | str) -> None:
-    """parse_scan, tolerating only KNOWN FAULT 1 (see the xfail test below) until the codes
-    engineer's fix lands; any other exception fails the fuzz test."""
-    try:
-        result = parse_scan(raw)
-    except (biip.ParseError, IndexError):
-        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
-        if text.strip("\r\n\x04\x00 ").lstrip(GS).startswith("]"):
-            return
-        raise
-    _check_result(result)
+    """parse_scan must never raise, whatever the bytes."""
+    _check_result(parse_scan(raw))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(biip.ParseError, IndexError),
-    reason="KNOWN FAULT 1 (edge/codes/scan.py _plain, owner: codes engineer): a frame that "
-    "starts with ']' but no valid AIM identifier reaches biip.parse, which raises",
-)
 @pytest.mark.parametrize("frame", ["]", "]1", "]10010614141123456789701069012345678921"])
 def test_bracket_without_aim_identifier(frame: str) -> None:
-    _check_result(parse_scan(frame))
+    """Found by this fuzzer: such a frame reached biip.parse, which raised."""
+    result = parse_scan(frame)
+    _check_result(result)
+    assert result.errors and result.errors[0].code.value == "CODE_INVALID"
 
 
 @budget(400)
