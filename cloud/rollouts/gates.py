@@ -8,34 +8,16 @@ A gate without enough data says ``pending``, never ``passed``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from pydantic import Field
 
+from edge.contracts.ota import ModelFigures
 from edge.contracts.settings import StrictModel
 
-
-@dataclass(frozen=True)
-class VersionFigures:
-    """What devices on one model version reported over a window."""
-
-    observations: int = 0  # cartons processed
-    errors: int = 0  # crashes and inference errors
-    latency_p95_ms: float = 0.0
-    mean_confidence: float = 0.0
-    review_or_unreadable: int = 0  # reads ending in REVIEW or UNREADABLE
-    defects: int = 0  # frames judged defective
-    agreement_pairs: int = 0  # cartons both the OCR and a scanner read
-    agreements: int = 0  # ... of which the two agreed
-
-    def rate(self, count: int, of: int | None = None) -> float:
-        total = self.observations if of is None else of
-        return count / total if total else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: The figures devices report per model version (the wire contract, edge/contracts/ota.py).
+VersionFigures = ModelFigures
 
 
 class GateThresholds(StrictModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -80,7 +79,7 @@ def test_a_good_release_goes_canary_to_100_percent_without_an_operator() -> None
 
 def test_not_enough_observations_holds_the_stage() -> None:
     rollout = Rollout(spec(), T0)
-    few = replace(GOOD, observations=10)
+    few = GOOD.model_copy(update={"observations": 10})
     results = rollout.tick(T0 + timedelta(hours=2), few, GOOD)
     assert rollout.state is State.RUNNING and rollout.stage_index == 0
     assert all(r.verdict is Verdict.PENDING for r in results if r.gate != "ocr_scanner_agreement")
@@ -90,7 +89,7 @@ def test_an_agreement_drop_rolls_every_device_back_and_says_why() -> None:
     rollout = Rollout(spec(), T0)
     rollout.tick(T0 + timedelta(seconds=600), GOOD, GOOD)  # canary -> 25%
     non_canaries_before = set(FLEET) - on_b(rollout, FLEET)
-    bad = replace(GOOD, agreements=240)  # 80 % against A's 97 %
+    bad = GOOD.model_copy(update={"agreements": 240})  # 80 % against A's 97 %
     rollout.tick(T0 + timedelta(seconds=700), bad, GOOD)
     assert rollout.state is State.ROLLED_BACK
     assert on_b(rollout, FLEET) == set()
@@ -115,7 +114,7 @@ def test_an_agreement_drop_rolls_every_device_back_and_says_why() -> None:
     ],
 )
 def test_each_gate_fails_on_its_own_figure(change: dict[str, float], gate: str) -> None:
-    results = evaluate(replace(GOOD, **change), GOOD, GateThresholds())
+    results = evaluate(GOOD.model_copy(update=change), GOOD, GateThresholds())
     failed = [r.gate for r in results if r.verdict is Verdict.FAILED]
     assert failed == [gate]
 

@@ -236,3 +236,22 @@ def test_confirmed_versions_survive_restarts_and_health_rollback_is_remembered(
     refused = swap.store.refused()[-1]
     assert refused["version"] == "1.1.0" and "scanner" in refused["reason"]
     assert swapper(ota_dir).restore().version == "1.0.0"
+
+
+def test_the_heartbeat_report_shows_versions_probation_and_refusals(fleet: Fleet) -> None:
+    from edge.contracts.ota import ModelFigures, OtaReport
+    from ota.report import model_report
+
+    ota_dir = fleet.tmp / "dev" / "ota"
+    swap = swapper(ota_dir)
+    swap.install(factory(fleet, "1.0.0"), move=False)
+    swap.install(factory(fleet, "1.1.0"), move=False)
+    figures = {"1.1.0": ModelFigures(observations=40, agreement_pairs=30, agreements=29)}
+    report = model_report(swap.store, figures=figures)
+    assert (report.running, report.previous, report.on_probation) == ("1.1.0", "1.0.0", True)
+    swap.rollback("agreement fell")
+    after = model_report(swap.store)
+    assert (after.running, after.previous, after.on_probation) == ("1.0.0", None, False)
+    assert [r.version for r in after.refused] == ["1.1.0"]
+    wire = OtaReport(device_id="edge-01", models=[report, after]).model_dump_json()
+    assert OtaReport.model_validate_json(wire).models[0].figures["1.1.0"].agreements == 29
