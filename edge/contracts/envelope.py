@@ -70,6 +70,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import rfc8785
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -195,7 +196,7 @@ def read_header(token: str) -> dict[str, Any]:
         raise DockgateError(ErrorCode.SIG_INVALID, "not a compact JWS")
     try:
         header = json.loads(_b64url_decode(token.split(".", 1)[0]))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: nesting bombs
         raise DockgateError(ErrorCode.SIG_INVALID, "JWS header is not base64url JSON") from None
     if not isinstance(header, dict):
         raise DockgateError(ErrorCode.SIG_INVALID, "JWS header is not a JSON object")
@@ -239,7 +240,7 @@ def verify_jws(token: str, key: DeviceKey, typ: str) -> dict[str, Any]:
     payload = _check_signature(token, key)
     try:
         claims = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise DockgateError(ErrorCode.SIG_INVALID, "payload is not JSON") from None
     if not isinstance(claims, dict) or claims.get("v") != ENVELOPE_VERSION:
         raise DockgateError(ErrorCode.EVENT_INVALID, "unsupported envelope version")
@@ -259,9 +260,9 @@ def _check_signature(token: str, key: DeviceKey) -> bytes:
     payload_part = signing_input.partition(".")[2]
     if not (_B64URL.fullmatch(sig_part) and _B64URL.fullmatch(payload_part)):
         raise DockgateError(ErrorCode.SIG_INVALID, "JWS parts are not base64url")
-    signature = _b64url_decode(sig_part)
     data = signing_input.encode("ascii")
     try:
+        signature = _b64url_decode(sig_part)  # 1 mod 4 characters is no base64url at all
         if len(signature) != 64:
             raise InvalidSignature
         if isinstance(key.public_key, ed25519.Ed25519PublicKey):
@@ -271,7 +272,7 @@ def _check_signature(token: str, key: DeviceKey) -> bytes:
                 int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
             )
             key.public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
+    except (InvalidSignature, binascii.Error):
         raise DockgateError(ErrorCode.SIG_INVALID, "signature does not verify") from None
     return _b64url_decode(payload_part)
 
@@ -319,7 +320,11 @@ def verify_envelope(token: str, key: DeviceKey) -> VerifiedEnvelope:
     if not isinstance(seq, int) or seq < 1 or event.get("seq") != seq or event.get("ts") != ts:
         raise DockgateError(ErrorCode.EVENT_INVALID, "envelope seq/ts disagree with the event")
     body = {k: v for k, v in event.items() if k != "hash"}
-    if event.get("hash") != event_hash(body):
+    try:
+        expected = event_hash(body)
+    except rfc8785.CanonicalizationError:  # NaN, or an integer JSON numbers cannot carry
+        raise DockgateError(ErrorCode.EVENT_INVALID, "event cannot be canonicalised") from None
+    if event.get("hash") != expected:
         raise DockgateError(ErrorCode.CHAIN_BROKEN, f"event {seq}: hash does not match its body")
     mv = claims.get("mv")
     return VerifiedEnvelope(

@@ -7,13 +7,11 @@ deep nesting). Criterion: always a DockgateError with a stable code, never anoth
 
 from __future__ import annotations
 
-import binascii
 import datetime as dt
 import json
 from typing import Any
 
 import pytest
-import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given
@@ -77,10 +75,9 @@ def _signed_raw(header: bytes, payload: bytes) -> str:
     return signing_input + "." + b64url(KEY.sign(signing_input.encode("ascii")))
 
 
-# KNOWN FAULTS in edge/contracts/envelope.py (owner: trust engineer), reported, each pinned by
-# a strict xfail below; the fuzz tests tolerate exactly these exception types until the fix
-# lands, so that any OTHER fault still fails them.
-KNOWN = (binascii.Error, RecursionError, rfc8785.CanonicalizationError)
+# Faults this fuzzer found in edge/contracts/envelope.py are fixed and pinned by
+# test_found_faults_are_refused_with_a_code; the fuzz tests tolerate no exception type.
+KNOWN: tuple[type[BaseException], ...] = ()  # all found faults are fixed: tolerate nothing
 
 
 def _refused(token: str, tolerate: tuple[type[BaseException], ...] = KNOWN) -> ErrorCode | None:
@@ -178,15 +175,10 @@ FAULTS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KNOWN,
-    reason="KNOWN FAULT 2 (edge/contracts/envelope.py, owner: trust engineer): RecursionError "
-    "from json.loads (read_header, verify_jws), binascii.Error from _b64url_decode of a "
-    "signature whose length is 1 mod 4, rfc8785 CanonicalizationError from event_hash",
-)
 @pytest.mark.parametrize("name", sorted(FAULTS))
-def test_known_faults(name: str) -> None:
+def test_found_faults_are_refused_with_a_code(name: str) -> None:
+    """Found by this fuzzer: RecursionError from json.loads, binascii.Error from a signature
+    of 1 mod 4 characters, rfc8785's CanonicalizationError from event_hash; now stable codes."""
     _refused(FAULTS[name], tolerate=())
 
 
