@@ -20,6 +20,10 @@ class CloudConfig(NodeSettings):
         min_length=9,
         description="SQLAlchemy URL: sqlite:///FILE (default) or postgresql://USER@HOST/DB",
     )
+    ota_dir: Path = Field(
+        Path("data/cloud/ota"),
+        description="TUF model-release repository served at /ota (written by 'dockgate ota')",
+    )
     issuing_dir: Path = Field(
         Path("data/cloud/ca/issuing"),
         description="issuing CA directory written by 'dockgate cloud ca init' (never the root)",

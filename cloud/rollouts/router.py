@@ -5,13 +5,12 @@ hash in signed metadata (targets), so the transport need not be trusted; the key
 the same repository is never reachable. Target downloads honour HTTP ``Range`` (Starlette's
 ``FileResponse``), which the edge uses to resume an interrupted download on a flaky link.
 
-The repository directory comes from ``app.state.ota_dir`` when the app factory sets it, else
-``DOCKGATE_CLOUD_OTA_DIR``, else ``data/cloud/ota`` (the default of ``dockgate ota``).
+The repository directory comes from ``app.state.ota_dir`` when set, else from the cloud's
+``ota_dir`` setting (``DOCKGATE_CLOUD_OTA_DIR``; default ``data/cloud/ota``, as ``dockgate ota``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -25,10 +24,11 @@ _SEGMENT = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,127}$")
 
 
 def repository_dir(request: Request) -> Path:
+    """``app.state.ota_dir`` when set (tests, tools), else the service's ``ota_dir`` setting."""
     configured = getattr(request.app.state, "ota_dir", None)
     if configured is not None:
         return Path(configured)
-    return Path(os.environ.get("DOCKGATE_CLOUD_OTA_DIR", "data/cloud/ota"))
+    return Path(request.app.state.services.config.ota_dir)
 
 
 def _file(path: Path, media_type: str, cache: str) -> FileResponse:
