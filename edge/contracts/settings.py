@@ -51,6 +51,8 @@ def describe_validation_error(model: type[BaseModel], err: ValidationError) -> s
     first = err.errors(include_url=False)[0]
     loc = [str(part) for part in first["loc"]]
     key = ".".join(loc) or "(file)"
+    if not key.isprintable():  # a quoted TOML key may hold a newline: keep ONE line
+        key = repr(key)
     value = first.get("input")
     shown = "(missing)" if first["type"] == "missing" else repr(value)
     if len(shown) > 120:  # one readable line, even for a megabyte value
