@@ -103,6 +103,9 @@ def decode(data: bytes) -> npt.NDArray[np.uint8]:
 def read_image(path: Path) -> npt.NDArray[np.uint8]:
     """Read and decode an image file (BGR uint8); ``IMAGE_INVALID`` if missing or unusable."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # refused before a byte of it is read into memory
+            raise invalid_image(f"{path}: {size} bytes, over the {MAX_FILE_BYTES} byte limit")
         data = path.read_bytes()
     except OSError as exc:
         raise invalid_image(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import cv2
 import numpy as np
 
+from edge.contracts.errors import DockgateError
+from edge.vision.image import read_image
 from edge.vision.ocr.reader import ACCEPTED, ASN, CartonRead, Reader, error_read
-
-MAX_FILE_BYTES = 100 * 1024 * 1024
 
 
 def load_asn(path: Path) -> list[ASN]:
@@ -43,23 +42,14 @@ def load_asn(path: Path) -> list[ASN]:
 
 
 def load_image(path: Path) -> tuple[np.ndarray[Any, Any] | None, str | None]:
-    """The decoded image, or ``None`` and the reason (never raises)."""
+    """The decoded image, or ``None`` and the reason (never raises). Decoding goes through the
+    shared safe decoder: sizes are checked from the header before any pixel is decoded."""
+    if path.is_dir():
+        return None, "not a regular file"
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            return None, "not a regular file"
-        if size == 0:
-            return None, "empty file"
-        if size > MAX_FILE_BYTES:
-            return None, f"file of {size} bytes is over the {MAX_FILE_BYTES} byte limit"
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        return None, f"cannot read: {exc.strerror or exc}"
-    # IMREAD_COLOR also flattens 16-bit and alpha images to 8-bit BGR
-    image = cv2.imdecode(raw, cv2.IMREAD_COLOR)
-    if image is None:
-        return None, "not a decodable image (truncated, corrupt or another file type)"
-    return image, None
+        return read_image(path), None
+    except DockgateError as exc:
+        return None, exc.message
 
 
 @click.command("read")
