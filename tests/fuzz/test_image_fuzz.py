@@ -4,6 +4,11 @@ file loading (edge/vision/ocr/cli.py ``load_image``).
 Random bytes, truncated and bit-flipped JPEG/PNG, odd arrays, and decompression bombs (a tiny
 file declaring a huge image). Criterion: an image or ``IMAGE_INVALID`` (the reader's problem
 string), no other exception; memory stays bounded (measured in a child process).
+
+Found and fixed (commit 9729fed, edge/vision/image.py): the reader decoded a 242 KB PNG of
+15000x15000 to 1.3 GB and raised cv2.error on a 60000x60000 header; the defect decoder took a
+65000x65000 JPEG at 1/8 scale (66 MP, ~340 MB); a 60-byte PNG whose IDAT claims 1 GB cost ~1 s
+of CPU. The bomb and timing tests below keep them fixed.
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def _mutations(base: bytes) -> st.SearchStrategy[bytes]:
 inputs = st.binary(max_size=400) | _mutations(JPEG) | _mutations(PNG)
 
 
-# deadline 5 s: KNOWN FAULT 5 makes some 60-byte inputs cost ~1 s each (pinned below)
+# deadline 5 s: a shared 2-core machine; a hang still fails
 @budget(60, deadline_s=5.0)
 @given(inputs)
 def test_defect_decode(data: bytes) -> None:
@@ -187,14 +192,10 @@ def test_defects_memory_is_bounded(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN FAULT 3 (edge/vision/ocr/cli.py load_image, owner: OCR engineer): cv2.imdecode "
-    "without a size check: a 242 KB PNG of 15000x15000 grows the process by ~1.3 GB before "
-    "OcrConfig.max_image_pixels is checked; a 60000x60000 header raises cv2.error",
-)
 @pytest.mark.parametrize("name", ["png-15000x15000-grey", "png-60000x60000-header"])
 def test_reader_memory_is_bounded(tmp_path: Path, name: str) -> None:
+    """Found here: the reader's image loader decoded without a size check (1.3 GB for a
+    242 KB PNG); it now goes through edge/vision/image.py like the defect model."""
     got = _measure("ocr", BOMBS[name](), tmp_path)
     assert not str(got["outcome"]).startswith("crash"), got
     assert int(str(got["grown_mb"])) < MEMORY_LIMIT_MB, got
