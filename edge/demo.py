@@ -289,7 +289,8 @@ def _secret_file(path: Path) -> str:
 @click.option(
     "--headless", is_flag=True, help="Run to completion, print a summary, exit 1 on failure."
 )
-@click.option("--cartons", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--cartons", default=20, show_default=True, type=click.IntRange(1, 100000),
+              help="cartons in the generated conveyor video")  # fmt: skip
 @click.option("--asn/--no-asn", default=True, show_default=True,
               help="match codes against the delivery's ASN (the video's asn.json)")  # fmt: skip
 @click.option("--seed", default=7, show_default=True, type=int, help="conveyor video seed")
