@@ -11,6 +11,7 @@ help:
 	@echo "make test   - install what the tests need (Python and Debian packages), run pytest"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - print the performance figures (bench/)"
+	@echo "make chaos  - power-loss and fuzzing suite with figures (tests/chaos, tests/fuzz)"
 
 $(VENV)/.runtime: pyproject.toml .ci/install
 	bash .ci/install runtime
@@ -35,6 +36,10 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+chaos: $(VENV)/.dev  ## power loss (600 cycles) and every fuzzer at 10x its CI budget; prints the figures
+	bash .ci/install system
+	DOCKGATE_FUZZ_EXAMPLES=10 $(BIN)/python -m pytest -s -rxX tests/chaos tests/fuzz $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
