@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.requests import Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.deps import Services
 from cloud.problems import BodyLimit, dockgate_error_handler, problem
@@ -25,6 +26,23 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
     return problem(ErrorCode.EVENT_INVALID, f"{where}: {first.get('msg', 'invalid request')}")
 
 
+async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (unknown path, wrong method, unparsable body) as problem+json with
+    a stable code, like every other answer."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = {
+        401: ErrorCode.UNAUTHENTICATED,
+        403: ErrorCode.FORBIDDEN,
+        413: ErrorCode.REQUEST_TOO_LARGE,
+        429: ErrorCode.RATE_LIMITED,
+    }.get(exc.status_code)
+    if code is None:
+        code = ErrorCode.NOT_FOUND if exc.status_code in (404, 405) else ErrorCode.EVENT_INVALID
+    response = problem(code, str(exc.detail), status=exc.status_code)
+    response.headers.update(exc.headers or {})  # e.g. Allow on 405
+    return response
+
+
 def create_app(svc: Services) -> FastAPI:
     app = FastAPI(
         title="Dockgate cloud",
@@ -34,6 +52,7 @@ def create_app(svc: Services) -> FastAPI:
     app.state.services = svc
     app.add_exception_handler(DockgateError, dockgate_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_middleware(BodyLimit, limit=svc.config.max_body_bytes)
     app.include_router(ingest.router)
     app.include_router(admin.router)
