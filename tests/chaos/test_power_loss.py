@@ -148,7 +148,8 @@ def run_cycles(
             time.sleep(rnd.uniform(0.0, 0.25))
         os.kill(pid, signal.SIGKILL)
         assert zygote.ask(f"wait {pid}").startswith("done")
-        for line in log.read_text().splitlines():
+        lines = log.read_text().splitlines() if log.exists() else []  # killed before it logged
+        for line in lines:
             verb, _, rest = line.partition(" ")
             if verb == "try":
                 fig.tried.add(rest)
