@@ -58,7 +58,7 @@ def _check(case: Any, response: Any) -> None:
     assert response.status_code < 500, f"{where}: {response.text[:300]}"
     body = response.json() if response.content else None
     if isinstance(body, dict) and set(body) == {"detail"} and isinstance(body["detail"], str):
-        return  # KNOWN FAULT 6 (a bare Starlette HTTPException), pinned by the xfail below
+        raise AssertionError(f"{where}: an answer without a stable code: {response.text[:300]}")
     if 400 <= response.status_code < 500:
         body = response.json()
         assert isinstance(body, dict) and body.get("code") in CODES, (
@@ -74,15 +74,6 @@ FUZZ = settings(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN FAULT 6 (cloud/app.py, owners: cloud and OTA engineers): Starlette "
-    "HTTPExceptions answer {'detail': ...} without a stable code or problem+json: 405 for an "
-    "unsupported method, 404 for an unknown path and in cloud/rollouts (/ota/metadata/0); "
-    "schemathesis also "
-    "got 400 'There was an error parsing the body' from POST /v1/enroll, /v1/tokens and "
-    "/v1/conflicts/{id}/resolve",
-)
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -92,6 +83,7 @@ FUZZ = settings(
     ],
 )
 def test_starlette_errors_have_a_code(method: str, path: str, body: bytes | None) -> None:
+    """Found by schemathesis: Starlette's own 404/405/400 answered {'detail'} with no code."""
     headers = {"content-type": "application/json"}
     r = TestClient(APP).request(method, path, content=body, headers=headers)
     assert 400 <= r.status_code < 500
