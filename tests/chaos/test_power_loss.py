@@ -219,6 +219,9 @@ def test_normal_is_caught_losing_acknowledged_events(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(
+    900
+)  # ~4 min on the shared 2-core machine; the checker re-verifies a growing chain
 def test_full_survives_power_loss_long(
     tmp_path: Path, shim: Path, zygote_factory: list[Zygote]
 ) -> None:
