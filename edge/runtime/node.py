@@ -258,12 +258,9 @@ class EdgeNode:
                 log.exception("while stopping")
 
     def status_line(self) -> str:
-        m = self.pipeline.metrics
-        outcomes = self.pipeline.outcomes
-        counts: dict[str, int] = {}
-        for o in outcomes:
-            counts[o.decision.value] = counts.get(o.decision.value, 0) + 1
+        counts = self.pipeline.decisions
         pending = self.ledger.outbox_stats().pending
-        m.sync_backlog.set(pending)
+        self.pipeline.metrics.sync_backlog.set(pending)
         parts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()))
-        return f"cartons {len(outcomes)} ({parts or 'none yet'}); sync backlog {pending}"
+        total = sum(counts.values())
+        return f"cartons {total} ({parts or 'none yet'}); sync backlog {pending}"

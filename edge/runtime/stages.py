@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +87,10 @@ class GatePipeline:
     book_q: queue.Queue[CartonFrames | CartonResult | _Divert] = field(init=False)
     segmenter: PresenceSegmenter = field(init=False)
     source_done: threading.Event = field(default_factory=threading.Event)
-    outcomes: list[Any] = field(default_factory=list)
+    # the most recent outcomes (demo scoring, benches, tests); bounded so a node that runs for
+    # months does not grow, while ``decisions`` counts every carton since start
+    outcomes: deque[Any] = field(default_factory=lambda: deque(maxlen=10_000))
+    decisions: Counter[str] = field(default_factory=Counter)
     _frames: Iterator[Frame] | None = None
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -193,6 +197,7 @@ class GatePipeline:
             self.metrics.latency.observe(outcome.latency_ms / 1000)
             self.metrics.cartons.labels(outcome.decision.value).inc()
             self.outcomes.append(outcome)
+            self.decisions[outcome.decision.value] += 1
         finally:
             with self._lock:
                 self._in_flight -= 1
