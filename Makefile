@@ -22,6 +22,7 @@ $(VENV)/.dev: pyproject.toml .ci/install
 	touch $@ $(VENV)/.runtime
 
 demo: $(VENV)/.runtime
+	bash .ci/install broker
 	$(BIN)/dockgate demo
 
 test: $(VENV)/.dev
