@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from typing import Any
 
+from edge.contracts.clock import wall_time
 from edge.contracts.envelope import (
     TYP_CHECKPOINT,
     TYP_REQUEST,
@@ -52,7 +52,7 @@ class DeviceSigner:
             "m": method.upper(),
             "p": path,
             "body": hashlib.sha256(body).hexdigest(),
-            "ts": int(time.time() + self.clock_offset),
+            "ts": int(wall_time() + self.clock_offset),
             "nonce": secrets.token_urlsafe(16),
         }
         return sign_jws(TYP_REQUEST, claims, self._key, self._device_id, self.fingerprint)
