@@ -12,10 +12,13 @@ from fastapi.requests import Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloud.console.pages import router as console_router
 from cloud.deps import Services
 from cloud.problems import BodyLimit, dockgate_error_handler, problem
+from cloud.rollouts.api import evaluator_lifespan
+from cloud.rollouts.api import router as rollouts_router
 from cloud.rollouts.router import router as ota_router
-from cloud.routers import admin, ingest, read
+from cloud.routers import admin, ingest, read, samples
 from edge.contracts.errors import DockgateError, ErrorCode
 
 
@@ -48,6 +51,7 @@ def create_app(svc: Services) -> FastAPI:
         title="Dockgate cloud",
         version="1",
         description="Fleet ingest of signed edge events, device registry, stock and audit.",
+        lifespan=evaluator_lifespan,
     )
     app.state.services = svc
     app.add_exception_handler(DockgateError, dockgate_error_handler)
@@ -57,7 +61,10 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(admin.router)
     app.include_router(read.router)
+    app.include_router(samples.router)
     app.include_router(ota_router)
+    app.include_router(rollouts_router)
+    app.include_router(console_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

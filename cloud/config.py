@@ -24,6 +24,10 @@ class CloudConfig(NodeSettings):
         Path("data/cloud/ota"),
         description="TUF model-release repository served at /ota (written by 'dockgate ota')",
     )
+    blob_dir: Path = Field(
+        Path("data/cloud/blobs"),
+        description="content-addressed blob store of uploaded samples (local directory)",
+    )
     issuing_dir: Path = Field(
         Path("data/cloud/ca/issuing"),
         description="issuing CA directory written by 'dockgate cloud ca init' (never the root)",
@@ -45,6 +49,24 @@ class CloudConfig(NodeSettings):
         5, ge=1, le=100, description="failed logins before an account waits login_lock_s"
     )
     login_lock_s: int = Field(60, ge=1, le=86400, description="wait after too many failed logins")
+    ota_poll_s: float = Field(
+        30.0, ge=0.5, le=86400.0, description="how often devices ask for OTA assignments"
+    )
+    ota_poll_active_s: float = Field(
+        5.0,
+        ge=0.5,
+        le=86400.0,
+        description="poll period of devices running or shadowing a version still under judgement",
+    )
+    ota_window_s: int = Field(
+        60, ge=1, le=3600, description="devices' OTA figures are added up per window of this"
+    )
+    ota_figures_days: int = Field(
+        14, ge=1, le=3650, description="keep per-device OTA figure windows this many days"
+    )
+    rollout_eval_s: float = Field(
+        5.0, ge=0.0, le=3600.0, description="rollout evaluator period; 0 = no background evaluator"
+    )
 
 
 def load_cloud_config(path: Path | None = None) -> CloudConfig:

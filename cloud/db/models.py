@@ -176,3 +176,139 @@ class RequestNonce(Base):
     device_id: Mapped[str] = mapped_column(String(63), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+# -- OTA model releases and rollouts (cloud/rollouts) -------------------------------------------
+
+
+class OtaRelease(Base):
+    """A signed model release found in the TUF repository the cloud serves (custom metadata)."""
+
+    __tablename__ = "ota_releases"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_ota_releases_name_version"),)
+    target: Mapped[str] = mapped_column(String(300), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(BigInteger)
+    custom: Mapped[dict[str, Any]] = mapped_column(default=dict)  # signature, metrics, min version
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RolloutRow(Base):
+    """One rollout of a model name from version A to B; ``spec`` is a ``RolloutSpec``."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    model: Mapped[str] = mapped_column(String(40), index=True)
+    from_version: Mapped[str] = mapped_column(String(64))
+    to_version: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(24), index=True)
+    stage_index: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+    start_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    stage_started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class RolloutRefusal(Base):
+    """A device that went back to A on its own during a rollout: never assigned B again in it."""
+
+    __tablename__ = "rollout_refusals"
+    rollout_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class RolloutDecision(Base):
+    """Every decision on a rollout, automatic or by a person, with the figures it was made on."""
+
+    __tablename__ = "rollout_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(String(63), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OtaDeviceModel(Base):
+    """What a device last reported about one model name."""
+
+    __tablename__ = "ota_device_models"
+    device_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    model: Mapped[str] = mapped_column(String(40), primary_key=True)
+    running: Mapped[str | None] = mapped_column(String(64), default=None)
+    previous: Mapped[str | None] = mapped_column(String(64), default=None)
+    on_probation: Mapped[bool] = mapped_column(default=False)
+    last_code: Mapped[str | None] = mapped_column(String(40), default=None)
+    refused: Mapped[dict[str, Any]] = mapped_column(default=dict)  # version -> reason
+    reported_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class OtaDeviceState(Base):
+    """Per device: last report (sequence and time) for de-duplication and the fleet view."""
+
+    __tablename__ = "ota_devices"
+    device_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    report_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    reported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OtaFigures(Base):
+    """One device's figures for one model version over one time window: the reports received
+    from ``opened_at`` on (for at most ``ota_window_s``) added up; ``at`` is the last one's time."""
+
+    __tablename__ = "ota_figures"
+    __table_args__ = (
+        Index("ix_ota_figures_model_version_at", "model", "version", "at"),
+        Index("ix_ota_figures_device_window", "device_id", "model", "version", "at"),
+        Index("ix_ota_figures_at", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    device_id: Mapped[str] = mapped_column(String(63))
+    model: Mapped[str] = mapped_column(String(40))
+    version: Mapped[str] = mapped_column(String(64))
+    observations: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_p95_ms: Mapped[float] = mapped_column(default=0.0)
+    mean_confidence: Mapped[float] = mapped_column(default=0.0)
+    review_or_unreadable: Mapped[int] = mapped_column(BigInteger, default=0)
+    defects: Mapped[int] = mapped_column(BigInteger, default=0)
+    agreement_pairs: Mapped[int] = mapped_column(BigInteger, default=0)
+    agreements: Mapped[int] = mapped_column(BigInteger, default=0)
+    disagreements: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Sample(Base):
+    """A training sample a device uploaded (low-confidence reads): the sample inbox's rows.
+
+    The image itself is a content-addressed blob (``cloud/services/blobs.py``), stored once
+    however many rows name its ``sha256``.
+    """
+
+    __tablename__ = "samples"
+    __table_args__ = (UniqueConstraint("device_id", "sample_id", name="uq_samples_device_sample"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(63))
+    org: Mapped[str] = mapped_column(String(63), index=True)
+    site: Mapped[str] = mapped_column(String(63))
+    sample_id: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)  # inbox state
+    read_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    confidence: Mapped[float | None] = mapped_column(default=None)
+    model_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    captured_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -65,6 +65,7 @@ class RolloutSpec(StrictModel):
 
 
 class State(StrEnum):
+    PENDING = "pending"  # stored rollouts only: created, start time not reached yet
     RUNNING = "running"
     WAITING = "waiting_for_operator"
     PAUSED = "paused"
@@ -105,11 +106,13 @@ class Rollout:
     state: State = State.RUNNING
     refused_by: set[str] = field(default_factory=set)  # devices that rolled back on their own
     audit: list[AuditEntry] = field(default_factory=list)
+    restored: bool = field(default=False, repr=False)  # loaded from storage: already started
 
     def __post_init__(self) -> None:
         if self.stage_started_at is None:
             self.stage_started_at = self.started_at
-        self._record(self.started_at, "system", "start", f"{self.spec.model} A->B")
+        if not self.restored:
+            self._record(self.started_at, "system", "start", f"{self.spec.model} A->B")
 
     # -- who runs what --------------------------------------------------------------------
     @property
@@ -124,7 +127,8 @@ class Rollout:
 
     def assignment(self, device_id: str) -> Assignment:
         a, b = self.spec.from_version, self.spec.to_version
-        if self.state in (State.ROLLED_BACK, State.ABORTED) or device_id in self.refused_by:
+        stopped = (State.ROLLED_BACK, State.ABORTED, State.PENDING)
+        if self.state in stopped or device_id in self.refused_by:
             return Assignment(a)
         if self.state is State.COMPLETED:
             return Assignment(b)
@@ -139,7 +143,7 @@ class Rollout:
         self, now: datetime, candidate: VersionFigures, baseline: VersionFigures
     ) -> list[GateResult]:
         """Judge the current stage on this window's figures; roll back, promote or hold."""
-        if self.state in FINAL or self.state is State.PAUSED:
+        if self.state in FINAL or self.state in (State.PAUSED, State.PENDING):
             return []
         results = evaluate(candidate, baseline, self.spec.gates)
         figures = {"candidate": candidate.to_dict(), "baseline": baseline.to_dict()}

@@ -17,6 +17,8 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
+from cloud.problems import check_file_name
+
 router = APIRouter(prefix="/ota", tags=["ota"])
 
 _METADATA = re.compile(r"^(?:[0-9]{1,9}\.)?(?:root|targets|snapshot|timestamp)\.json$")
@@ -40,6 +42,7 @@ def _file(path: Path, media_type: str, cache: str) -> FileResponse:
 @router.get("/metadata/{name}")
 def metadata(name: str, request: Request) -> FileResponse:
     """One metadata file. Versioned files never change; ``timestamp.json`` changes in place."""
+    check_file_name(name, "metadata name")  # an attempt to leave the directory: audited
     if not _METADATA.match(name):
         raise HTTPException(status_code=404, detail="not found")
     # Versioned names are immutable (consistent snapshots); the rest must not be cached.
@@ -50,6 +53,7 @@ def metadata(name: str, request: Request) -> FileResponse:
 @router.get("/targets/{path:path}")
 def target(path: str, request: Request) -> FileResponse:
     """A hash-prefixed target file (``<name>/<version>/<sha256>.<file>``), with Range support."""
+    check_file_name(path, "target path")  # an attempt to leave the directory: audited
     parts = path.split("/")
     if not 1 <= len(parts) <= 4 or not all(_SEGMENT.match(p) for p in parts):
         raise HTTPException(status_code=404, detail="not found")

@@ -1,0 +1,1 @@
+"""The rollout console: server-rendered pages of the cloud service under /console."""
