@@ -116,7 +116,10 @@ class OtaClient:
         events: Events | None = None,
         transport: httpx.BaseTransport | None = None,
         verify: ssl.SSLContext | bool = True,
+        on_request: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_request`` sees the URL of every request (metadata and targets), e.g. for a
+        fleet test that checks which device downloaded which release."""
         self.base_url = base_url.rstrip("/")
         self.metadata_dir = ota_dir / "metadata"
         self.staging_dir = ota_dir / "staging"
@@ -126,8 +129,15 @@ class OtaClient:
         # Idle connections expire before a server's usual 5 s keep-alive (uvicorn's default):
         # reusing one the server is closing at that moment fails with a connection reset.
         limits = httpx.Limits(max_connections=4, keepalive_expiry=2.0)
+        hooks: dict[str, list[Callable[[httpx.Request], None]]] = {}
+        if on_request is not None:
+            hooks["request"] = [lambda request: on_request(str(request.url))]
         self._http = httpx.Client(
-            timeout=timeout_s, transport=transport, verify=verify, limits=limits
+            timeout=timeout_s,
+            transport=transport,
+            verify=verify,
+            limits=limits,
+            event_hooks=hooks,
         )
         self._updater: Updater | None = None
 
@@ -194,13 +204,22 @@ class OtaClient:
 
     # -- targets --------------------------------------------------------------------------
     def fetch(self, name: str) -> VerifiedModel:
-        """Download (resuming any ``.part``) and verify the model ``name`` should run."""
+        """Download (resuming any ``.part``) and verify the model ``name`` should run, as the
+        repository's signed ``active.json`` pointer names it."""
         pointer = self.assignment(name)
-        info = self._target(pointer["target"])
+        return self.fetch_target(name, pointer["version"], pointer["target"])
+
+    def fetch_target(self, name: str, version: str, target: str) -> VerifiedModel:
+        """Download and verify ``target`` (a cloud assignment names it): it must be a target of
+        the signed, unexpired targets metadata whose signed custom ``name``/``version`` are the
+        ones asked for, and the file must match its signed length and sha256."""
+        info = self._target(target)
         custom = dict(info.custom)
-        if custom.get("name") != name or custom.get("version") != pointer["version"]:
+        if custom.get("name") != name or custom.get("version") != version:
             raise DockgateError(
-                ErrorCode.OTA_SIGNATURE_INVALID, f"{pointer['target']}: custom metadata differs"
+                ErrorCode.OTA_SIGNATURE_INVALID,
+                f"{target}: signed metadata says {custom.get('name')} {custom.get('version')}, "
+                f"not {name} {version}",
             )
         sha = info.hashes["sha256"]
         final = self.staging_dir / f"{name}-{sha}.onnx"
@@ -213,7 +232,7 @@ class OtaClient:
             self._events("staged")
         else:
             self._verify(info, final)  # a staged file is re-checked, never trusted by name
-        return VerifiedModel(name, pointer["version"], final, sha, info.length, custom)
+        return VerifiedModel(name, version, final, sha, info.length, custom)
 
     def _url(self, info: TargetFile) -> str:
         directory, _, base = info.path.rpartition("/")

@@ -171,6 +171,14 @@ class SlotStore:
         os.replace(tmp, self.dir / STATE_FILE)
         fsync_dir(self.dir)
 
+    def refuse(self, entry: dict[str, str]) -> None:
+        """Remember a release this device refused (e.g. a shadow candidate that failed its
+        self-test) without changing what runs or its probation."""
+        active, previous = self.read()
+        if active is None:
+            return
+        self.write(active, previous, probation=self.probation(), refuse=entry)
+
     def adopt(self, model: VerifiedModel, *, move: bool = True) -> Slot:
         """Put a verified file into the slot directory: moved (a staged download, same
         filesystem: one rename) or copied (a factory model shipped in the image)."""
@@ -305,6 +313,23 @@ class Swapper(Generic[T]):
             self._events("switched")
             self.store.prune({slot.file} | ({keep_previous.file} if keep_previous else set()))
             return active
+
+    def switch_to_kept(self, version: str, signed_sha256: str) -> Active[T] | None:
+        """The cloud assigns the version kept for rollback (its rollout was rolled back or
+        aborted): go back to it without a download, provided its file is the one the current
+        signed metadata names (``signed_sha256``). The version left is not refused (the cloud
+        decided, not the device) and stays kept. ``None`` when no kept slot matches."""
+        with self._lock:
+            active, previous = self.store.read()
+            if active is None or previous is None:
+                return None
+            if previous.version != version or previous.sha256 != signed_sha256:
+                return None
+            loaded = Active(previous, self._load(previous))  # sha256-gated, before any change
+            self.store.write(previous, active)
+            self.holder.set(loaded)
+            self._events(f"reverted {active.version} -> {previous.version}")
+            return loaded
 
     def rollback(self, reason: str = "health check failed after the switch") -> Active[T]:
         """The device decides to go back to the previous version (kept on disk); the failed

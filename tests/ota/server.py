@@ -12,7 +12,9 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from cloud.problems import dockgate_error_handler
 from cloud.rollouts.router import router
+from edge.contracts.errors import DockgateError
 
 
 class RequestLog(BaseHTTPMiddleware):
@@ -28,6 +30,7 @@ class RequestLog(BaseHTTPMiddleware):
 def make_app(repo_dir: Path, log: list[tuple[str, str | None]]) -> FastAPI:
     app = FastAPI()
     app.state.ota_dir = repo_dir
+    app.add_exception_handler(DockgateError, dockgate_error_handler)  # as cloud/app.py
     app.add_middleware(RequestLog, log=log)
     app.include_router(router)
     return app

@@ -127,4 +127,5 @@ def test_router_serves_metadata_and_ranges_but_never_keys(fleet: Fleet) -> None:
         assert part.content == fleet.models["1.0.0"].read_bytes()[100:200]
         for bad in ("/metadata/..%2Fkeys%2Ftimestamp.key", "/targets/../keys/targets.key"):
             assert client.get(fleet.base_url + bad).status_code == 404
-        assert client.get(f"{fleet.base_url}/targets/%2E%2E/keys/targets.key").status_code == 404
+        traversal = client.get(f"{fleet.base_url}/targets/%2E%2E/keys/targets.key")
+        assert traversal.status_code == 400 and traversal.json()["code"] == "PATH_INVALID"

@@ -1,4 +1,7 @@
-"""SIGKILL at 20+ points of download, verification and switch: always exactly A or B, loadable."""
+"""SIGKILL at 20+ points of download, verification and switch: always exactly A or B, loadable.
+
+The child follows a cloud assignment through the edge OTA agent (the node's path: TUF refresh,
+resumable download, verification against signed metadata, load, self-test, atomic switch)."""
 
 from __future__ import annotations
 
@@ -11,17 +14,30 @@ from pathlib import Path
 
 import pytest
 
-from ota.fetch import OtaClient
-from ota.updater import Updater
+from edge.contracts.ota import Assignment
 from tests.ota.conftest import Fleet
+from tests.ota.kill_child import follow
 from tests.ota.test_swap import swapper
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _assignment(fleet: Fleet, version: str) -> Assignment:
+    target = next(path for path, c in fleet.repo.releases().items() if c.get("version") == version)
+    info = fleet.repo.load("targets").signed.targets[target]
+    return Assignment(
+        name="defect",
+        version=version,
+        target=target,
+        sha256=info.hashes["sha256"],
+        length=info.length,
+    )
+
+
 def _child(fleet: Fleet, ota_dir: Path) -> subprocess.Popen[str]:
+    wanted = _assignment(fleet, "1.1.0").model_dump_json()
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.ota.kill_child", fleet.base_url, str(ota_dir)],
+        [sys.executable, "-m", "tests.ota.kill_child", fleet.base_url, str(ota_dir), wanted],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -74,7 +90,7 @@ def test_sigkill_anywhere_leaves_exactly_a_or_b(fleet: Fleet) -> None:
     template = fleet.tmp / "template" / "ota"
     client = fleet.device("template")
     swapper(template).install(client.fetch("defect"))
-    fleet.release("1.1.0")
+    fleet.release("1.1.0", activate=False)  # the cloud assigns it, not the pointer
 
     clean = fleet.tmp / "clean" / "ota"
     shutil.copytree(template, clean)
@@ -91,10 +107,8 @@ def test_sigkill_anywhere_leaves_exactly_a_or_b(fleet: Fleet) -> None:
         version = _assert_exactly_a_or_b(ota_dir)
         seen[version].add(killed_after.split()[0])
         # After the crash the device still converges (in-process: resume, verify, switch).
-        restarted = swapper(ota_dir, max_starts=1000)
-        restarted.restore()
-        updater = Updater(OtaClient(fleet.base_url, ota_dir), restarted, "defect")
-        assert updater.update_once().running == "1.1.0"
+        managed = follow(fleet.base_url, ota_dir, _assignment(fleet, "1.1.0"))
+        assert managed.running() == "1.1.0" and managed.last_code is None
         assert _assert_exactly_a_or_b(ota_dir) == "1.1.0"
     # The kills covered download, verification and the switch, on both sides of the flip.
     assert {"download", "verified", "loaded"} <= seen["1.0.0"], seen
