@@ -125,7 +125,7 @@ def rapidocr_reader() -> Callable[[np.ndarray], tuple[str, dict[str, str | None]
 
     def read(image: np.ndarray) -> tuple[str, dict[str, str | None], bool]:
         out = engine(image)
-        texts = list(out.txts or ())
+        texts = list(getattr(out, "txts", None) or ())
         text = "\n".join(texts)
         parsed = parse_text(text, today=ref_day, max_lines=max(3, len(texts)))
         got: dict[str, str | None] = dict.fromkeys(FIELDS)
@@ -145,11 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--asn-size", type=int, default=10, help="cartons per ASN (x4 with decoys)")
     ap.add_argument("--seed", type=int, default=4_000_000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--recognizer",
+        choices=("ppocr", "crnn", "both", "cascade"),
+        default=None,
+        help="the [ocr] recognizer to bench (default: the config default)",
+    )
     ap.add_argument("--json", type=Path, help="also write the raw tallies here")
     ap.add_argument("--show-wrong", action="store_true", help="print every wrong ACCEPTED read")
     args = ap.parse_args(argv)
 
-    reader = Reader(OcrConfig(threads=args.threads))
+    cfg = OcrConfig(threads=args.threads)
+    if args.recognizer:
+        cfg = cfg.model_copy(update={"recognizer": args.recognizer})
+    reader = Reader(cfg)
     ref = rapidocr_reader() if args.ref_per_bucket >= 0 else None
     ref_n = args.ref_per_bucket or args.frames
     systems = ("dockgate", "dockgate+asn", "rapidocr")
@@ -203,7 +212,8 @@ def print_table(
     print(
         f"OCR bench: {args.frames} frames per bucket (RapidOCR: first "
         f"{args.ref_per_bucket or args.frames}), ASN of {args.asn_size} cartons + 3 decoys each, "
-        f"{args.threads} threads, {elapsed:.0f} s"
+        f"{args.threads} threads, recognizer {args.recognizer or OcrConfig().recognizer}, "
+        f"{elapsed:.0f} s"
     )
     print("columns: acc% = share ACCEPTED; exact% = field-exact among ACCEPTED; acc+ok% = share")
     print("ACCEPTED and correct; wrong = wrong ACCEPTED; text% = printed lines read exactly;")

@@ -1,4 +1,5 @@
-"""``dockgate models``: generate defect data, train the defect model, show installed models."""
+"""``dockgate models``: generate defect data, train the defect model and the code-line
+recogniser, show installed models."""
 
 from __future__ import annotations
 
@@ -93,10 +94,18 @@ def _rich_reporter() -> Iterator[object]:
 )
 @click.option(
     "--per-class",
-    default=600,
+    default=500,
     show_default=True,
     type=click.IntRange(0, 100_000),
-    help="Generated training frames per class (0: only DATA).",
+    help="Generated product-view training frames per class (0 and --face-per-class 0: only DATA).",
+)
+@click.option(
+    "--face-per-class",
+    default=250,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Generated carton-face frames (as the gate camera sees them) per class ok, crush, "
+    "tear, wet; 'ok' gets 3x this.",
 )
 @click.option(
     "--holdout-per-class",
@@ -105,9 +114,23 @@ def _rich_reporter() -> Iterator[object]:
     type=click.IntRange(1, 100_000),
     help="Generated held-out frames per class.",
 )
-@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1, 500))
+@click.option(
+    "--holdout-face-per-class",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Generated held-out carton-face frames per class ok, crush, tear, wet.",
+)
+@click.option("--epochs", default=16, show_default=True, type=click.IntRange(1, 500))
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--render-workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes rendering the generated frames (same frames, same model for any count).",
+)
 @click.option("--version", "version", default="", help="Model version (default: a UTC timestamp).")
 @click.option(
     "--manifest",
@@ -120,10 +143,13 @@ def train_defect(
     data: Path,
     out: Path,
     per_class: int,
+    face_per_class: int,
     holdout_per_class: int,
+    holdout_face_per_class: int,
     epochs: int,
     seed: int,
     threads: int,
+    render_workers: int,
     version: str,
     manifest: Path | None,
     no_manifest: bool,
@@ -140,18 +166,22 @@ def train_defect(
         raise click.ClickException(
             f"training needs the [train] extra (pip install 'dockgate[train]'): {exc}"
         ) from None
-    if per_class == 0 and not data.is_dir():
-        raise click.ClickException(f"--per-class 0 needs labelled images, but {data} is missing")
+    if per_class == 0 and face_per_class == 0 and not data.is_dir():
+        raise click.ClickException(
+            f"--per-class 0 --face-per-class 0 needs labelled images, but {data} is missing"
+        )
     cfg = TrainConfig(
         seed=seed,
         per_class=per_class,
+        face_per_class=face_per_class,
         holdout_per_class=holdout_per_class,
+        holdout_face_per_class=holdout_face_per_class,
         epochs=epochs,
         threads=threads,
         version=version,
     )
     with _rich_reporter() as reporter:
-        result = train(data, out, cfg, reporter)  # type: ignore[arg-type]
+        result = train(data, out, cfg, reporter, render_workers)  # type: ignore[arg-type]
     card = write_card(result)
     if not no_manifest:
         update_manifest(manifest or out.parent / "manifest.json", result)
@@ -164,10 +194,137 @@ def train_defect(
                 "version": result.version,
                 "card": str(card),
                 "seconds": round(result.seconds, 1),
+                "cpu_seconds": round(result.cpu_seconds, 1),
                 "freeze_threshold": round(result.freeze_threshold, 6),
                 "review_threshold": round(result.review_threshold, 6),
                 "validation": result.val.summary(),
                 "holdout": result.holdout.summary(),
+            },
+            indent=1,
+        )
+    )
+
+
+@app.command("train-codes")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Labelled line crops: DATA/labels.json maps an image file name to its text; "
+    "added to the generated lines.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=MODELS_DIR / "ocr" / "crnn",
+    show_default=True,
+    help="Folder for crnn_codes.onnx, MODEL_CARD.md and training.png.",
+)
+@click.option("--lines", default=16_000, show_default=True, type=click.IntRange(0, 1_000_000))
+@click.option("--val-lines", default=600, show_default=True, type=click.IntRange(8, 100_000))
+@click.option("--holdout-lines", default=800, show_default=True, type=click.IntRange(4, 100_000))
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1, 500))
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Render processes."
+)
+@click.option(
+    "--max-minutes",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Stop training after this long (0: no cap); the best weights so far are kept.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path.home() / ".cache" / "dockgate" / "crnn",
+    show_default=True,
+    help="Rendered lines are kept here in shards and reused.",
+)
+@click.option(
+    "--no-compare", is_flag=True, help="Do not score PP-OCR (ocr.rec) on the held-out set."
+)
+@click.option("--version", "version", default="", help="Model version (default: a UTC timestamp).")
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Manifest to record the new file's sha256 in (default: OUT/../../manifest.json).",
+)
+@click.option("--no-manifest", is_flag=True, help="Do not touch any manifest.")
+def train_codes(
+    data: Path | None,
+    out: Path,
+    lines: int,
+    val_lines: int,
+    holdout_lines: int,
+    epochs: int,
+    batch: int,
+    seed: int,
+    threads: int,
+    workers: int,
+    max_minutes: float,
+    cache: Path,
+    no_compare: bool,
+    version: str,
+    manifest: Path | None,
+    no_manifest: bool,
+) -> None:
+    """Train the CRNN code-line recogniser (CTC) on the CPU and export it to ONNX.
+
+    Needs the [train] extra (PyTorch). Renders seeded synthetic code lines (plus DATA's
+    labelled crops), trains with early stopping, writes OUT/crnn_codes.onnx, OUT/MODEL_CARD.md
+    (held-out line exact match and CER, next to PP-OCR on the same crops) and OUT/training.png,
+    and records the file's sha256 in the models manifest under 'ocr.crnn'.
+    """
+    try:
+        from edge.vision.ocr.crnn.card import update_manifest, write_card
+        from edge.vision.ocr.crnn.train import TrainConfig, train
+    except ImportError as exc:
+        raise click.ClickException(
+            f"training needs the [train] extra (pip install 'dockgate[train]'): {exc}"
+        ) from None
+    if data is not None and not (data / "labels.json").is_file():
+        raise click.ClickException(f"--data {data} has no labels.json")
+    if lines == 0 and data is None:
+        raise click.ClickException("--lines 0 needs labelled crops (--data)")
+    cfg = TrainConfig(
+        seed=seed,
+        lines=lines,
+        val_lines=val_lines,
+        holdout_lines=holdout_lines,
+        epochs=epochs,
+        batch=batch,
+        threads=threads,
+        workers=workers,
+        max_minutes=max_minutes,
+        compare_production=not no_compare,
+        version=version,
+    )
+    try:
+        with _rich_reporter() as reporter:
+            result = train(out, cfg, reporter, data=data, cache=cache)  # type: ignore[arg-type]
+    except (ValueError, DockgateError) as exc:
+        raise click.ClickException(str(exc)) from None
+    card = write_card(result)
+    if not no_manifest:
+        update_manifest(manifest or out.parent.parent / "manifest.json", result)
+    click.echo(
+        json.dumps(
+            {
+                "onnx": str(result.onnx_path),
+                "sha256": result.sha256,
+                "bytes": result.size,
+                "version": result.version,
+                "card": str(card),
+                "seconds": round(result.seconds, 1),
+                "stopped": result.stopped,
+                "validation": result.val.summary(),
+                "holdout": result.holdout.summary(),
+                "production_holdout": result.production.summary() if result.production else None,
             },
             indent=1,
         )

@@ -118,3 +118,89 @@ def test_unexplained_digits_block_acceptance(reader: Reader) -> None:
     r = reader.read(label([*CODE, "NET 3814 7729 0651"]))
     assert r.status == "REVIEW" and _fields(r) == TRUTH
     assert r.reason is not None and "not understood" in r.reason
+
+
+def test_digit_coverage_skips_ai_labels_and_allows_look_alikes() -> None:
+    from edge.vision.ocr.reader import _digit_coverage
+
+    # the AI's digits are a label: a lot line "(10)TD1435P" is fully explained by its lot
+    assert _digit_coverage("(10)TD1435P", ["TD1435P"]) == 1.0
+    assert _digit_coverage("<10)TD1435P", ["TD1435P"]) == 1.0
+    # 'UH' read for 'VN' (look-alikes on dot-matrix print) still is the lot's copy
+    assert _digit_coverage("批号：B39377-UH", ["B39377-VN"]) == 1.0
+    # two real differences in a short value are not a copy
+    assert _digit_coverage("LOT 123456", ["129956"]) == 0.0
+    # a second date stays unexplained
+    assert _digit_coverage("(17)300130(11)270719", ["300130"]) == 0.5
+
+
+def test_lots_differing_only_by_zero_and_o_are_twins() -> None:
+    from edge.vision.ocr.reader import _twins
+
+    assert _twins("1907", "19O7") and _twins("19O7", "1907") and _twins("D90", "090")
+    assert not _twins("B907", "8907")  # 8/B: the ASN match decides on the pixels
+    assert not _twins("1907", "1917") and not _twins("1907", "19070")
+
+
+def test_a_look_alike_twin_on_the_asn_sends_the_read_to_review(reader: Reader) -> None:
+    twin = ASN(TRUTH["gtin"], "A24B117".replace("1", "I", 1), TRUTH["expiry"])  # not a twin
+    r = reader.read(label(CODE), [ASN(**TRUTH), twin])
+    assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+    zero = {**TRUTH, "lot": "A24B1O7"}
+    code = [CODE[0], "(17)270831(10)A24B1O7"]
+    r = reader.read(label(code), [ASN(**zero), ASN(**{**zero, "lot": "A24B107"})])
+    assert r.status == "REVIEW" and r.reason is not None and "look-alike" in r.reason
+
+
+def test_text_takes_each_line_from_the_recogniser_the_grammar_explains_best() -> None:
+    from edge.vision.ocr.decode import LineRead
+    from edge.vision.ocr.locate import Located, Region
+    from edge.vision.ocr.reader import FrameRead, _text
+
+    loc = Located(Region(0, 0, 10, 10, 0.0), ())
+    good, bad = LineRead("(17)270831", (), True), LineRead("(17)27O83I", (), False)
+    first = FrameRead(loc, (bad, good), (), 0)
+    second = FrameRead(loc, (good, LineRead("(10)A24", (), True)), (), 1)
+    assert _text([first, second]) == "(17)270831\n(17)270831"
+    # ties go to the first recogniser; another image with more text wins
+    assert _text([FrameRead(loc, (good,), (), 0), FrameRead(loc, (good,), (), 1)]) == good.text
+    other = Located(Region(0, 0, 10, 10, 0.0), ())
+    assert _text([FrameRead(loc, (good,), (), 0), FrameRead(other, (good, good), (), 0)]) == (
+        "(17)270831\n(17)270831"
+    )
+
+
+class _Counting:
+    """Wraps a recogniser and counts the crops it was asked to read."""
+
+    def __init__(self, inner: object, blank: bool = False) -> None:
+        self.inner = inner
+        self.charset = inner.charset  # type: ignore[attr-defined]
+        self.blank = blank
+        self.crops = 0
+
+    def __call__(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        self.crops += len(crops)
+        out: list[np.ndarray] = self.inner(crops)  # type: ignore[operator]
+        if self.blank:  # a recogniser that sees nothing: every frame blank
+            out = [np.eye(p.shape[1])[np.zeros(p.shape[0], int)] for p in out]
+        return out
+
+
+def test_cascade_reads_with_the_second_recogniser_only_when_the_first_is_not_sure(
+    reader: Reader,
+) -> None:
+    cascade = Reader(OcrConfig(recognizer="ppocr"))
+    cascade.config = cascade.config.model_copy(update={"recognizer": "cascade"})
+    pp = cascade.recognizers[0]
+    sure, second = _Counting(pp), _Counting(pp)
+    cascade.recognizers = [sure, second]
+    r = cascade.read(label(CODE))
+    assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+    assert sure.crops == 2 and second.crops == 0
+    blind, second = _Counting(pp, blank=True), _Counting(pp)
+    cascade.recognizers = [blind, second]
+    r = cascade.read(label(CODE))
+    assert blind.crops == 2 and second.crops == 2
+    assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+    assert r.text == "\n".join(CODE)  # the line text comes from the recogniser that read it

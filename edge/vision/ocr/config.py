@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -15,6 +16,13 @@ class OcrConfig(StrictModel):
         ge=0.5,
         le=0.9999,
         description="confidence from which a read is ACCEPTED; below it a parsed read is REVIEW",
+    )
+    recognizer: Literal["ppocr", "crnn", "both", "cascade"] = Field(
+        "ppocr",
+        description="line recogniser: PP-OCRv6 small (ocr.rec), Dockgate's own CRNN "
+        "(ocr.crnn), both (each line read by both, the reads fused: agreement raises "
+        "confidence), or cascade (the CRNN, and PP-OCR too when the CRNN's read is not "
+        "ACCEPTED)",
     )
     threads: int = Field(
         2, ge=1, le=16, description="onnxruntime intra-op threads for the recogniser"
@@ -36,6 +44,13 @@ class OcrConfig(StrictModel):
         ge=1.0,
         le=4.0,
         description="temperature applied to the recogniser's probabilities before confidences",
+    )
+    lot_lookalike: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="share of a look-alike character's probability (0/O, 8/B, 5/S, ...) "
+        "spread over its group before a lot's confidence is computed",
     )
     evidence_weight: float = Field(
         0.5,

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.vision.ocr import ctc, fields, forms, strings
+from edge.vision.ocr.asn import LOOKALIKES
 
 Probs = npt.NDArray[np.float64]
 SPACED_TAGS = frozenset({"exp.my", "exp.mon"})
@@ -57,14 +58,28 @@ class Decoder:
     """Decodes lines for one recogniser charset."""
 
     def __init__(
-        self, charset: Sequence[str], *, fit_margin: float = 0.35, temperature: float = 1.0
+        self,
+        charset: Sequence[str],
+        *,
+        fit_margin: float = 0.35,
+        temperature: float = 1.0,
+        lot_lookalike: float = 0.0,
+        lot_groups: Sequence[str] = LOOKALIKES,
     ) -> None:
         """``fit_margin``: nats per frame a grammatical path may lose to the best path;
         ``temperature`` > 1 flattens the recogniser's per-frame probabilities before any
-        confidence is computed (the network is over-confident on dot-matrix print)."""
+        confidence is computed (the network is over-confident on dot-matrix print);
+        ``lot_lookalike``: share of each look-alike class's probability spread over its group
+        before a lot is scored (a lot may hold both '0' and 'O', and the network is sure of
+        the wrong one about as often as it is unsure)."""
         self.temperature = temperature
         self.charset = tuple(charset)
         self.index = {c: i for i, c in enumerate(self.charset) if i > 0}
+        self.lot_lookalike = lot_lookalike
+        self.groups = [
+            np.asarray([self.index[c] for c in g if c in self.index], dtype=np.intp)
+            for g in lot_groups
+        ]
         self.graph = forms.line_graph(self.charset)
         self.fit_margin = fit_margin
 
@@ -114,6 +129,8 @@ class Decoder:
             span = span.copy()
             span[:, 0] += span[:, space]
             span[:, space] = 0.0
+        if tag == "lot" and self.lot_lookalike > 0:
+            span = spread_lookalikes(span, self.groups, self.lot_lookalike)
         if tag in fields.DIGIT_TAGS and not fields.gs1_check_ok(printed):
             printed = self._repair_digits(printed, span) or printed
         if tag == "lot" and len(printed) > forms.LOT_MAX:
@@ -166,6 +183,16 @@ class Decoder:
             own = self.score(f.printed, f.span)
             out[f.value] = _ratio(math.log(other_weight) + own, denom)
         return out
+
+
+def spread_lookalikes(probs: Probs, groups: Sequence[npt.NDArray[np.intp]], share: float) -> Probs:
+    """Move ``share`` of each look-alike class's probability to the mean of its group."""
+    out = probs.copy()
+    for g in groups:
+        if g.size > 1:
+            mean = probs[:, g].mean(axis=1, keepdims=True)
+            out[:, g] = (1 - share) * probs[:, g] + share * mean
+    return out
 
 
 def soften(probs: Probs, temperature: float) -> Probs:

@@ -11,6 +11,7 @@ different lines of the given ASN is ``REVIEW`` whatever its confidence.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -22,18 +23,19 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.contracts.errors import ErrorCode
-from edge.vision.ocr.asn import AsnMatcher, value_forms
+from edge.vision.ocr.asn import LOOKALIKES, AsnMatcher, value_forms
 from edge.vision.ocr.config import OcrConfig
 from edge.vision.ocr.decode import Decoder, FieldRead, LineRead, soften
 from edge.vision.ocr.fuse import FusedField, fuse_field
 from edge.vision.ocr.locate import Located, locate
-from edge.vision.ocr.recognize import Recognizer
+from edge.vision.ocr.recognize import LineRecognizer, Recognizer, Remapped
 from edge.vision.ocr.samples import SampleStore
 from edge.vision.session import MODELS_DIR
 
 REQUIRED = ("gtin", "lot", "expiry")
 OPTIONAL = ("prod_date", "sscc")
 ACCEPTED, REVIEW, UNREADABLE, ERROR = "ACCEPTED", "REVIEW", "UNREADABLE", "ERROR"
+_ROUND = "0ODQ"  # the zero and the round letters some fonts draw the same
 JSON_KEYS = (
     "file",
     "status",
@@ -85,6 +87,7 @@ class FrameRead:
     located: Located
     lines: tuple[LineRead, ...]
     probs: tuple[npt.NDArray[np.float64], ...]  # per line, for scoring ASN values
+    source: int = 0  # which recogniser (index in Reader.recognizers) read it
 
     @property
     def text(self) -> str:
@@ -108,10 +111,13 @@ class Reader:
         samples: SampleStore | None = None,
     ) -> None:
         self.config = config or OcrConfig()
-        self.recognizer = Recognizer(
-            threads=self.config.threads, models_dir=models_dir, squeeze=self.config.squeeze
+        self.recognizers = _recognizers(self.config, models_dir)
+        self.recognizer = self.recognizers[0]
+        self.decoder = Decoder(
+            self.recognizer.charset,
+            temperature=self.config.temperature,
+            lot_lookalike=self.config.lot_lookalike,
         )
-        self.decoder = Decoder(self.recognizer.charset, temperature=self.config.temperature)
         self.matcher = AsnMatcher(self.decoder.index)
         self.samples = samples
         self._lock = threading.Lock()
@@ -143,14 +149,24 @@ class Reader:
         """Read several frames of the same carton and fuse them into one read."""
         start = time.perf_counter()
         with self._lock:
-            frames: list[FrameRead] = []
+            located: list[Located] = []
             for image in images:
                 problem = self._check(image)
                 if problem is not None:
                     ms = (time.perf_counter() - start) * 1000
                     return error_read(file, f"{ErrorCode.IMAGE_INVALID.value}: {problem}", ms)
-                frames.append(self._frame(image))
+                img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
+                located.append(locate(img))
+            cascade = self.config.recognizer == "cascade"
+            first = range(1) if cascade else range(len(self.recognizers))
+            frames = [self._read_lines(loc, k) for loc in located for k in first]
             read = self._result(frames, expect, file, start)
+            if cascade and read.status != ACCEPTED and len(self.recognizers) > 1:
+                # the fast recogniser is not sure: the second one reads the same crops and
+                # both reads are fused (agreement raises the confidence, disagreement lowers it)
+                more = range(1, len(self.recognizers))
+                frames += [self._read_lines(loc, k) for loc in located for k in more]
+                read = self._result(frames, expect, file, start)
         if self.samples is not None and read.status in (REVIEW, UNREADABLE) and frames:
             self.samples.keep(_sample_crop(images[0], frames[0].located), read)
         return read
@@ -169,11 +185,16 @@ class Reader:
             return f"{w}x{h} is over the {self.config.max_image_pixels} pixel limit"
         return None
 
+    def _read_lines(self, located: Located, k: int) -> FrameRead:
+        """Recogniser ``k``'s read of the located lines."""
+        probs = self.recognizers[k](located.lines)
+        lines = tuple(self.decoder.line(p) for p in probs)
+        return FrameRead(located, lines, tuple(probs), k)
+
     def _frame(self, image: npt.NDArray[np.uint8]) -> FrameRead:
+        """The first recogniser's read of one image."""
         img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
-        located = locate(img)
-        probs = self.recognizer(located.lines)
-        return FrameRead(located, tuple(self.decoder.line(p) for p in probs), tuple(probs))
+        return self._read_lines(locate(img), 0)
 
     def _result(
         self,
@@ -194,7 +215,7 @@ class Reader:
             ff = fuse_field(self.decoder, rs, evidence_weight=self.config.evidence_weight)
             if ff is not None:
                 fused[name] = ff
-        text = max(frames, key=lambda f: len(f.text)).text if frames else ""
+        text = _text(frames)
         values = {n: (fused[n].value if n in fused else None) for n in (*REQUIRED, *OPTIONAL)}
         confs = {n: f.confidence for n, f in fused.items()}
         match = None
@@ -228,6 +249,15 @@ class Reader:
         missing = [n for n in REQUIRED if values[n] is None]
         confidence = min((confs[n] for n in values if values[n] is not None), default=0.0)
         status, reason = self._status(missing, confidence, values, expect, frames)
+        if (
+            status == ACCEPTED
+            and match is not None
+            and any(values[n] != match.values[n] for n in REQUIRED)
+        ):
+            # The open read names one ASN line, the look-alike-aware ASN match prefers another
+            # (lots '1907' and '19O7' on one truck): the print does not decide between them.
+            status = REVIEW
+            reason = f"{ErrorCode.UNREADABLE.value}: the read and the best ASN line disagree"
         return CartonRead(
             file=file,
             status=status,
@@ -253,6 +283,10 @@ class Reader:
         for fr in frames:
             if fr.located.dropped:
                 return True
+            if any(
+                len(fr.lines[i].text.strip()) < 4 for i in fr.located.faint if i < len(fr.lines)
+            ):
+                return True  # faint print (under tape?) the recogniser could not read
             for line in fr.lines:
                 own = [
                     f.printed
@@ -290,12 +324,41 @@ class Reader:
             partly = any(sum(x == y for x, y in zip(key, k, strict=True)) >= 1 for k in on_list)
             if key not in on_list and partly:
                 return REVIEW, f"{code}: fields match the ASN only in part"
+            lot = values["lot"] or ""
+            twins = [k for k in on_list if k != key and k[::2] == key[::2] and _twins(k[1], lot)]
+            if twins:
+                # lots '1907' and '19O7' for one product and date: many fonts draw 0 and O
+                # alike and the recogniser was seen sure of the wrong one (0.96)
+                return REVIEW, f"{code}: the ASN lists a look-alike lot ({twins[0][1]})"
         if confidence < self.config.accept_threshold:
             return (
                 REVIEW,
                 f"{code}: confidence {confidence:.3f} below {self.config.accept_threshold}",
             )
         return ACCEPTED, None
+
+
+def _text(frames: Sequence[FrameRead]) -> str:
+    """The ``text`` key: the recognised lines of the image with the most text, each line from
+    the recogniser whose reading of it the code grammar explains best (then the first one's)."""
+    by_image: dict[int, list[FrameRead]] = {}
+    for fr in frames:
+        by_image.setdefault(id(fr.located), []).append(fr)
+    texts = []
+    for reads in by_image.values():
+        lines = []
+        for i in range(max(len(r.lines) for r in reads)):
+            options = [(r.source, r.lines[i]) for r in reads if i < len(r.lines)]
+            _, best = max(options, key=lambda o: (_line_quality(o[1]), -o[0]))
+            lines.append(best.text)
+        texts.append("\n".join(lines))
+    return max(texts, key=len) if texts else ""
+
+
+def _line_quality(line: LineRead) -> tuple[bool, float]:
+    """Does the grammar explain the line, and how sure are its fields (mean confidence)."""
+    confs = [f.confidence for f in line.fields if f.value is not None]
+    return line.fits, sum(confs) / len(confs) if confs else 0.0
 
 
 # Labels that show an optional field is printed, as the recogniser spells them.
@@ -307,14 +370,26 @@ def _printed(name: str, frames: Sequence[FrameRead]) -> bool:
     return any(mark in text for mark in _OPTIONAL_MARKS[name])
 
 
+# A GS1 application identifier in brackets, as printed or as the recogniser bends the
+# brackets ('<', '[', '{', '1'): its digits are a label, not part of any value.
+_AI_LABEL = re.compile(r"[(<\[{](\d{2,4})[)>\]}1]")
+# Characters the recogniser confuses on dot-matrix print count as equal when a value is
+# looked for in a line (an 'N' read as 'H' is still the ASN lot's 'N').
+_GROUPS: dict[str, frozenset[int]] = {}
+for _g, _chars in enumerate(LOOKALIKES):
+    for _c in _chars:
+        _GROUPS[_c] = _GROUPS.get(_c, frozenset()) | {_g}
+
+
 def _digit_coverage(text: str, values: Sequence[str]) -> float:
     """Share of the digits in ``text`` inside a near-copy of one of ``values``.
 
     A value covers the stretch of ``text`` it matches with at most one edit per five
-    characters (a misread or lost character), so scattered digits that merely also occur in
-    a date do not count.
+    characters (a misread or lost character; look-alikes are not edits), so scattered digits
+    that merely also occur in a date do not count. The digits of bracketed AIs are labels.
     """
-    digits = [i for i, c in enumerate(text) if c.isdigit()]
+    labels = {i for m in _AI_LABEL.finditer(text) for i in range(m.start(1), m.end(1))}
+    digits = [i for i, c in enumerate(text) if c.isdigit() and i not in labels]
     if not digits:
         return 1.0
     covered: set[int] = set()
@@ -323,6 +398,16 @@ def _digit_coverage(text: str, values: Sequence[str]) -> float:
         if span is not None:
             covered.update(range(*span))
     return sum(1 for i in digits if i in covered) / len(digits)
+
+
+def _twins(a: str, b: str) -> bool:
+    """Same length, and they differ only where one has a zero and the other an O, D or Q."""
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x != y] if len(a) == len(b) else [()]
+    return all(len(p) == 2 and set(p) <= set(_ROUND) and "0" in p for p in pairs)
+
+
+def _differ(a: str, b: str) -> bool:
+    return a != b and not (_GROUPS.get(a, frozenset()) & _GROUPS.get(b, frozenset()))
 
 
 def _near_substring(text: str, pattern: str, k: int) -> tuple[int, int] | None:
@@ -339,7 +424,7 @@ def _near_substring(text: str, pattern: str, k: int) -> tuple[int, int] | None:
         cur, cur_start = [0], [j]
         for i in range(1, m + 1):
             options = (
-                (prev[i - 1] + (pattern[i - 1] != ch), starts[i - 1]),
+                (prev[i - 1] + _differ(pattern[i - 1], ch), starts[i - 1]),
                 (prev[i] + 1, starts[i]),
                 (cur[i - 1] + 1, cur_start[i - 1]),
             )
@@ -356,6 +441,23 @@ def _sample_crop(image: npt.NDArray[np.uint8], located: Located) -> npt.NDArray[
     r = located.region
     crop = image[r.y : r.y + r.h, r.x : r.x + r.w]
     return crop if crop.size else image
+
+
+def _recognizers(config: OcrConfig, models_dir: Path) -> list[LineRecognizer]:
+    """The configured recognisers, first the one whose charset the decoder uses."""
+    pp: list[LineRecognizer] = []
+    if config.recognizer != "crnn":
+        pp.append(Recognizer(threads=config.threads, models_dir=models_dir, squeeze=config.squeeze))
+    if config.recognizer == "ppocr":
+        return pp
+    from edge.vision.ocr.crnn.runtime import CrnnRecognizer
+
+    crnn = CrnnRecognizer(threads=config.threads, models_dir=models_dir)
+    if not pp:
+        return [crnn]
+    # both and cascade: the CRNN reads first (its text is the text key; in a cascade PP-OCR
+    # reads only what the CRNN could not accept), in PP-OCR's wider charset
+    return [Remapped(crnn, pp[0].charset), *pp]
 
 
 _DEFAULT: Reader | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -82,3 +83,39 @@ class Recognizer:
             batch[i, :, :, : x.shape[2]] = x
         probs = self.session.run(None, {self.input_name: batch})[0]
         return [probs[i, : x.shape[2] // STRIDE].astype(np.float64) for i, x in enumerate(inputs)]
+
+
+class LineRecognizer(Protocol):
+    """What the reader needs of a recogniser (:class:`Recognizer`, ``CrnnRecognizer``)."""
+
+    charset: tuple[str, ...]
+
+    def __call__(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.float64]]: ...
+
+
+class Remapped:
+    """A recogniser whose output columns are moved into another charset's columns, so that
+    one decoder (one CTC graph) reads the output of several models.
+
+    A character of the inner charset that the target lacks loses its probability (the rows are
+    renormalised); target characters the inner model lacks get none.
+    """
+
+    def __init__(self, inner: LineRecognizer, charset: Sequence[str]) -> None:
+        self.inner = inner
+        self.charset: tuple[str, ...] = tuple(charset)
+        index = {c: i for i, c in enumerate(self.charset) if i > 0}
+        self.src = np.asarray(
+            [0, *(i for i, c in enumerate(inner.charset) if i > 0 and c in index)], np.intp
+        )
+        self.dst = np.asarray([0, *(index[inner.charset[i]] for i in self.src[1:])], np.intp)
+        self.lost = tuple(c for i, c in enumerate(inner.charset) if i > 0 and c not in index)
+
+    def __call__(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.float64]]:
+        out = []
+        for p in self.inner(crops):
+            q = np.zeros((p.shape[0], len(self.charset)), np.float64)
+            q[:, self.dst] = p[:, self.src]
+            q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
+            out.append(q)
+        return out

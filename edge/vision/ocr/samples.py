@@ -9,12 +9,16 @@ many were lost. Files are written to ``.part`` and renamed, so a crash never lea
 sample; files are private to the service user (0600, directory 0700).
 
 API for the pipeline and the sync agent: :meth:`keep`, :meth:`ids`, :meth:`load`,
-:meth:`remove` (after a confirmed upload), :attr:`dropped`, :attr:`usage_bytes`.
+:meth:`remove` (after a confirmed upload), :attr:`dropped`, :attr:`usage_bytes`. A sample
+whose image no longer matches the sha256 recorded beside it, or whose metadata does not parse,
+is refused by :meth:`load` (``SAMPLE_INVALID`` in the log), never shown or uploaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -25,6 +29,10 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from edge.contracts.errors import ErrorCode
+
+log = logging.getLogger(__name__)
 
 STATE = "state.json"
 MAX_SIDE = 1280  # a sample is a crop; a whole frame is shrunk to this
@@ -51,6 +59,7 @@ class SampleStore:
         meta = asdict(read) if is_dataclass(read) and not isinstance(read, type) else dict(read)
         meta.update(extra)
         meta["stored_at"] = time.time()
+        meta["png_sha256"] = hashlib.sha256(png).hexdigest()  # load() refuses a damaged file
         blob = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()
         with self._lock:
             self._seq += 1
@@ -100,7 +109,15 @@ class SampleStore:
         """The PNG bytes and the metadata of sample ``sid``."""
         _check_id(sid)
         png = (self.root / f"{sid}.png").read_bytes()
-        meta = json.loads((self.root / f"{sid}.json").read_text(encoding="utf-8"))
+        try:
+            meta = json.loads((self.root / f"{sid}.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _damaged(sid, f"metadata unreadable ({exc})") from None
+        if not isinstance(meta, dict):
+            raise _damaged(sid, "metadata is not an object")
+        expected = meta.get("png_sha256")
+        if expected is not None and hashlib.sha256(png).hexdigest() != expected:
+            raise _damaged(sid, "image bytes do not match their recorded sha256")
         return png, meta
 
     def remove(self, sid: str) -> None:
@@ -138,6 +155,18 @@ class SampleStore:
             return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
+
+
+class SampleDamagedError(ValueError):
+    """A sample whose files were damaged on disk (bit rot, a torn write, someone's editor): it is
+    never shown, uploaded or trained on. A ValueError, so every caller skips it as unreadable."""
+
+
+def _damaged(sid: str, why: str) -> SampleDamagedError:
+    log.warning(
+        "%s: sample %s is damaged: %s; not loaded", ErrorCode.SAMPLE_INVALID.value, sid, why
+    )
+    return SampleDamagedError(f"{ErrorCode.SAMPLE_INVALID.value}: sample {sid}: {why}")
 
 
 def _check_id(sid: str) -> None:

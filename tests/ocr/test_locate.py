@@ -1,0 +1,51 @@
+"""Localiser pieces: histogram percentiles, polarity, line bands."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.vision.ocr.locate import _join_halves, _percentiles, dark_background, normalise
+
+
+def test_histogram_percentiles_equal_numpys() -> None:
+    rng = np.random.default_rng(0)
+    for shape in ((300, 500), (7, 3), (1, 1)):
+        for k in range(20):
+            g = rng.integers(0, 256, shape).astype(np.uint8)
+            if k % 2:
+                g = (g > 250).astype(np.uint8) * 200  # mostly empty, like a black-hat map
+            qs = (2.0, 50.0, 98.0, 99.5)
+            np.testing.assert_allclose(_percentiles(g, qs), np.percentile(g, qs))
+
+
+def test_polarity_is_the_callers_choice_for_a_tight_bold_line() -> None:
+    # a bold line crop is mostly ink: on its own it looks like a dark ground
+    crop = np.full((20, 100), 40, np.uint8)
+    crop[:3], crop[-3:] = 220, 220
+    assert dark_background(crop)
+    assert normalise(crop, invert=False)[10, 50] < 50  # the ink stays dark
+    assert normalise(crop)[10, 50] > 200  # deciding on the crop alone flips it
+
+
+def test_two_halves_of_a_dot_line_join_but_a_sliver_beside_a_line_does_not() -> None:
+    # a 30-row line with a dead nozzle row at 14-16, then a full line
+    assert _join_halves([(0, 14), (16, 30), (45, 75)]) == [(0, 30), (45, 75)]
+    # a thin band under tape next to a full line stays on its own
+    assert _join_halves([(0, 30), (34, 40)]) == [(0, 30), (34, 40)]
+
+
+def test_a_faint_line_beside_the_code_is_found_and_marked() -> None:
+    import cv2
+
+    from edge.vision.ocr.locate import locate
+
+    img = np.full((400, 900), 225, np.uint8)
+    for i, (text, ink) in enumerate([("(01)06901234567892", 30), ("(10)A24B117", 30)]):
+        cv2.putText(img, text, (80, 120 + 60 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.4, ink, 3)
+    # the third line under tape: low contrast
+    cv2.putText(img, "(11)250831", (80, 240), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 190, 3)
+    located = locate(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    assert len(located.lines) == 3 and located.faint == (2,)
+    # the faint crop is stretched to full contrast for the recogniser
+    crop = located.lines[2]
+    assert int(crop.max()) - int(crop.min()) > 150

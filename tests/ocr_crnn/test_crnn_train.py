@@ -1,0 +1,82 @@
+"""`dockgate models train-codes` in CI size (tiny set, 1 epoch): exports, checks, records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.vision.ocr.crnn.charset import CHARSET
+from edge.vision.ocr.crnn.runtime import CrnnRecognizer
+from edge.vision.session import read_manifest, sha256_file
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # ONNX export through torch.export takes ~20 s of CPU
+def test_train_codes_end_to_end(tmp_path: Path) -> None:
+    data = tmp_path / "labelled"
+    data.mkdir()
+    crop = np.full((40, 240), 225, np.uint8)
+    cv2.putText(crop, "LOT A24B117", (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 30, 2)
+    cv2.imwrite(str(data / "a.png"), crop)
+    (data / "labels.json").write_text(json.dumps({"a.png": "LOT A24B117"}))
+    out = tmp_path / "models" / "ocr" / "crnn"
+    manifest = tmp_path / "models" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        json.dumps(
+            {"schema": 1, "models": {"other": {"file": "x", "version": "1", "sha256": "0" * 64}}}
+        )
+    )
+    args = [
+        "models", "train-codes", "--data", str(data), "--out", str(out),
+        "--lines", "24", "--val-lines", "8", "--holdout-lines", "8", "--epochs", "1",
+        "--batch", "8", "--seed", "3", "--cache", str(tmp_path / "cache"), "--no-compare",
+        "--version", "tiny-test",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{\n") :])
+    onnx_path = out / "crnn_codes.onnx"
+    assert report["sha256"] == sha256_file(onnx_path)
+    assert report["holdout"]["lines"] == 8 and report["production_holdout"] is None
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert report["sha256"] in card and "25 line crops (1 labelled real crops)" in card
+    assert (out / "training.png").stat().st_size > 1000
+    entries = read_manifest(manifest.parent)
+    assert set(entries) == {"other", "ocr.crnn"}
+    assert (
+        entries["ocr.crnn"].sha256 == report["sha256"]
+        and entries["ocr.crnn"].version == "tiny-test"
+    )
+
+    # the runtime loads it through the manifest and honours the recogniser contract
+    rec = CrnnRecognizer(threads=1, models_dir=manifest.parent)
+    assert rec.charset == CHARSET
+    probs = rec([crop, crop[:, :100]])
+    assert [p.shape[0] for p in probs] == [
+        rec.prepare(crop).shape[1] // 4,
+        rec.prepare(crop[:, :100]).shape[1] // 4,
+    ]
+    assert all(np.allclose(p.sum(axis=1), 1.0, atol=1e-4) for p in probs)
+
+
+def test_train_codes_bad_arguments(tmp_path: Path) -> None:
+    out = str(tmp_path / "o")
+    r = CliRunner().invoke(cli, ["models", "train-codes", "--data", str(tmp_path), "--out", out])
+    assert r.exit_code != 0 and "has no labels.json" in r.output
+    r = CliRunner().invoke(cli, ["models", "train-codes", "--lines", "0", "--out", out])
+    assert r.exit_code != 0 and "needs labelled crops" in r.output
+    r = CliRunner().invoke(cli, ["models", "train-codes", "--epochs", "0"])
+    assert r.exit_code != 0
+    (tmp_path / "labels.json").write_text('{"a.png": "lot a1"}')
+    args = ["--lines", "0", "--val-lines", "8", "--holdout-lines", "4", "--cache", str(tmp_path)]
+    r = CliRunner().invoke(
+        cli, ["models", "train-codes", "--data", str(tmp_path), "--out", out, *args]
+    )
+    assert r.exit_code != 0 and "outside the charset" in r.output
