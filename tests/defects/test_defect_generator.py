@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fixtures.cartons import HOLDOUT as CARTON_HOLDOUT
 from fixtures.defects import CLASSES, FRAME_H, FRAME_W, HOLDOUT, TRAIN, render_sample
 from fixtures.defects.__main__ import main as generator_cli
+from fixtures.defects.face import FACE_CLASSES, FACE_H, FACE_W, face_settings, render_face
 
 
 @pytest.mark.parametrize("label", CLASSES)
@@ -70,3 +72,34 @@ def test_cli_writes_class_folders_and_truth(tmp_path: Path) -> None:
     for rel, item in truth.items():
         assert (out / rel).stat().st_size > 1000
         assert rel.split("/")[0] == item["label"]
+
+
+@pytest.mark.parametrize("label", FACE_CLASSES)
+def test_carton_faces_are_seeded_and_damage_is_in_view(label: str) -> None:
+    a_img, a_box, meta = render_face(21, label, TRAIN)
+    b_img, b_box, _ = render_face(21, label, TRAIN)
+    assert a_img.dtype == np.uint8 and a_img.shape == (FACE_H, FACE_W, 3)
+    assert np.array_equal(a_img, b_img) and a_box == b_box
+    assert meta["item"] == "carton-face" and meta["conveyor"] in TRAIN.conveyors
+    if label == "ok":
+        assert a_box is None
+    else:
+        assert a_box is not None
+        x0, y0, x1, y1 = a_box
+        assert 0 <= x0 < x1 <= FACE_W and 0 <= y0 < y1 <= FACE_H, a_box
+        assert (x1 - x0) * (y1 - y0) >= 9
+
+
+def test_carton_faces_use_the_carton_generator_settings_of_their_domain() -> None:
+    # Held-out faces use the carton generator's HOLDOUT look and held-out belts; training faces
+    # its TRAIN look (plus artwork and glare): the held-out set keeps settings training never saw.
+    assert face_settings(HOLDOUT) == CARTON_HOLDOUT
+    train = face_settings(TRAIN)
+    assert set(train.thermal_fonts).isdisjoint(CARTON_HOLDOUT.thermal_fonts)
+    assert set(train.kraft_tones).isdisjoint(CARTON_HOLDOUT.kraft_tones)
+    assert set(train.inks).isdisjoint(CARTON_HOLDOUT.inks)
+    _, _, meta = render_face(4, "wet", HOLDOUT)
+    assert meta["conveyor"] in HOLDOUT.conveyors
+    assert not np.array_equal(render_face(4, "ok", TRAIN)[0], render_face(4, "ok", HOLDOUT)[0])
+    with pytest.raises(ValueError, match="no carton-face frames"):
+        render_face(0, "crack", TRAIN)

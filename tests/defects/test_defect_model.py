@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def test_committed_samples_of_every_class(
 ) -> None:
     info = shipped_model.info
     seen, correct, located, frozen = set(), 0, 0, 0
-    ok_scores, bad_scores = [], []
+    ok_scores: list[float] = []
+    bad_scores: list[float] = []
     for rel, truth in sorted(samples.items()):
         label = str(truth["label"])
         image = cv2.imread(str(SAMPLES / rel))
@@ -102,7 +104,9 @@ def test_committed_samples_of_every_class(
 
 def test_verdict_fields(shipped_model: DefectModel, samples: dict[str, dict[str, object]]) -> None:
     rel = next(r for r, t in sorted(samples.items()) if t["label"] == "tear")
-    v = shipped_model.predict(cv2.imread(str(SAMPLES / rel)))
+    image = cv2.imread(str(SAMPLES / rel))
+    assert image is not None
+    v = shipped_model.predict(image)
     assert abs(sum(v.scores.values()) - 1.0) < 1e-5
     assert v.defect_score == pytest.approx(1.0 - v.scores["ok"])
     assert v.heatmap.ndim == 2 and float(v.heatmap.max()) == pytest.approx(1.0)
@@ -125,3 +129,38 @@ def test_models_info_flags_a_bad_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["models", "info", "--models-dir", str(tmp_path / "models")])
     assert result.exit_code != 0
     assert "INVALID" in result.output
+
+
+#: Committed conveyor-view frames (fixtures/defects/conveyor_samples.py, fixtures.conveyor seed
+#: 31: the frame the gate pipeline scores for each of 16 cartons). The good cartons carry inkjet
+#: smudges, smears, dirt, scratches, tape and glare, which the previous model froze as damage.
+CONVEYOR = SAMPLES / "conveyor"
+#: The goal on these 16 frames: at most one good carton frozen, at least 6 of 7 damaged frozen.
+MAX_GOOD_FROZEN = 1
+MIN_DAMAGED_FROZEN = 6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 5, open: the shipped model (defect-2026.11.22-s1, trained before carton faces "
+    "were in the data) freezes 8 of the 9 good cartons; a retrain on the carton-face data has "
+    "not yet fitted in the shared machine's time (see bench/defects.py)",
+)
+def test_smudged_good_cartons_on_the_conveyor_are_not_frozen(shipped_model: DefectModel) -> None:
+    truth = json.loads((CONVEYOR / "truth.json").read_text())
+    info = shipped_model.info
+    good_frozen, damaged_frozen, goods, damaged = [], [], 0, 0
+    for rel, item in sorted(truth.items()):
+        image = cv2.imread(str(CONVEYOR / rel))
+        assert image is not None, rel
+        v = shipped_model.predict(image)
+        frozen = verdict_action(v, info.freeze_threshold, info.review_threshold) is Action.FREEZE
+        if item["label"] == "ok":
+            goods += 1
+            good_frozen += [rel] if frozen else []
+        else:
+            damaged += 1
+            damaged_frozen += [rel] if frozen else []
+    assert goods == 9 and damaged == 7
+    assert len(good_frozen) <= MAX_GOOD_FROZEN, good_frozen
+    assert len(damaged_frozen) >= MIN_DAMAGED_FROZEN, damaged_frozen

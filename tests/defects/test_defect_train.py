@@ -26,8 +26,12 @@ def _train(data: Path, out: Path) -> dict[str, object]:
             str(out),
             "--per-class",
             "4",
+            "--face-per-class",
+            "2",
             "--holdout-per-class",
             "3",
+            "--holdout-face-per-class",
+            "2",
             "--epochs",
             "1",
             "--seed",
@@ -62,7 +66,9 @@ def test_generate_then_train_end_to_end(tmp_path: Path) -> None:
     assert entry.sha256 == report["sha256"] and entry.version == "tiny-test"
 
     model = DefectModel.load(models_dir=tmp_path / "models")
-    v = model.predict(cv2.imread(str(data / "wet" / "user-photo.jpg")))
+    photo_bgr = cv2.imread(str(data / "wet" / "user-photo.jpg"))
+    assert photo_bgr is not None
+    v = model.predict(photo_bgr)
     assert v.model_version == "tiny-test" and 0.0 <= v.defect_score <= 1.0
 
     # Same seed, same data, same threads: the same bytes.

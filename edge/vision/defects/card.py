@@ -60,8 +60,9 @@ def card_text(result: TrainResult) -> str:
     return f"""# Defect model `{result.version}`
 
 File: `{result.onnx_path.name}`, {result.size} bytes, sha256 `{result.sha256}`.
-Produced by `dockgate models train-defect` in {result.seconds:.0f} s on the CPU
-({cfg.threads} threads, seed {cfg.seed}, deterministic kernels).
+Produced by `dockgate models train-defect` in {result.seconds:.0f} s wall,
+{result.cpu_seconds:.0f} s of CPU time, on the CPU ({cfg.threads} thread(s), seed {cfg.seed},
+deterministic kernels); rendering the frames is included in both.
 
 ## What it does
 Scores one conveyor frame for damage. Classes: {", ".join(f"`{c}`" for c in classes)}.
@@ -75,15 +76,25 @@ freeze at score >= **{result.freeze_threshold:.4f}**, review from
 **{result.review_threshold:.4f}**.
 
 ## Data
-- Training: {cfg.per_class} generated frames per class from `fixtures.defects` domain `train`
-  (kraft cartons on grey/black belts; PET, amber and green glass bottles of two shapes) plus
-  {result.user_images} labelled user images; {result.train_count} frames after the
+- Training, product views: {cfg.per_class} generated frames per class ({cfg.ok_factor}x for
+  `ok`) from `fixtures.defects` domain `train` (kraft cartons seen three-quarters from above on
+  grey/black/blue belts and slats; PET, amber and green glass bottles of two shapes).
+- Training, carton faces as the gate camera sees them (`fixtures.defects.face`):
+  {cfg.face_per_class} frames per class `ok`, `crush`, `tear`, `wet` ({cfg.face_ok_factor}x for
+  `ok`), each a `fixtures.cartons` frame (printed code, inkjet smudges, smears, dirt,
+  scratches, tape, glare, flexo artwork, blur, JPEG) sliding along the belt, with damage drawn
+  on the face the way `fixtures.conveyor` draws it.
+- Plus {result.user_images} labelled user images; {result.train_count} frames after the
   {cfg.val_fraction:.0%} stratified validation split.
 - Validation: that split ({result.val.count} frames), used only to choose thresholds.
 - Held-out: {cfg.holdout_per_class} frames per class from domain `holdout`, generator settings
   training never saw: roller and green conveyors, pale and dark recycled board, near-cubic
   cartons, clear glass and blue PET, long-neck bottles and jars, darker warmer light with more
-  sensor noise, longer branchier cracks, shallower dents, smaller tears, larger fainter stains.
+  sensor noise, longer branchier cracks, shallower dents, smaller tears, larger fainter stains;
+  plus {cfg.holdout_face_per_class} carton faces per class `ok`, `crush`, `tear`, `wet` in the
+  carton generator's HOLDOUT look (fonts, inks, board and label tones, flexo artwork, more
+  glare, blur and noise, lower JPEG quality) on roller and green belts, with held-out damage
+  ranges.
 
 ## Metrics at the freeze threshold
 Validation:

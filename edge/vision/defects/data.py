@@ -6,8 +6,10 @@ few thousand fit in memory on the training box. No torch here: the bench and tes
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Iterator
+import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,32 +96,95 @@ def render_frames(
     size: tuple[int, int],
     on_progress: Progress | None = None,
     only: tuple[str, ...] | None = None,
+    workers: int = 1,
 ) -> Frames:
     """Render ``per_class`` generated frames per class (of ``only``, if given), letterboxed."""
-    width, height = size
-    xs, ys, src = [], [], []
-    for label, sample_seed, rgb in iter_rendered(domain_name, per_class, seed, only or classes):
-        xs.append(to_input_u8(rgb, width, height))
-        ys.append(classes.index(label))
-        src.append(f"gen:{domain_name}:{sample_seed}:{label}")
-        if on_progress is not None:
-            on_progress(1)
-    return _frames(xs, ys, src, (3, height, width))
+    from fixtures.defects.dataset import sample_seeds
+
+    wanted = only or classes
+    tasks = [
+        ("gen", domain_name, label, sample_seed)
+        for label, sample_seed in sample_seeds(seed, per_class)
+        if label in wanted
+    ]
+    return _render(tasks, classes, size, on_progress, workers)
 
 
-def iter_rendered(
-    domain_name: str, per_class: int, seed: int, classes: tuple[str, ...]
-) -> Iterator[tuple[str, int, npt.NDArray[np.uint8]]]:
-    """(label, sample seed, RGB frame) from the fixtures generator, classes interleaved."""
+def render_face_frames(
+    domain_name: str,
+    per_class: int,
+    seed: int,
+    classes: tuple[str, ...],
+    size: tuple[int, int],
+    on_progress: Progress | None = None,
+    only: tuple[str, ...] | None = None,
+    workers: int = 1,
+) -> Frames:
+    """Render ``per_class`` carton-face frames (what the gate camera sees) per face class.
+
+    Face classes are ``ok``, ``crush``, ``tear`` and ``wet`` (of ``only``, if given, and of
+    ``classes``): smudged, taped, glared and printed cartons from the carton-code generator,
+    with damage drawn on the same faces. See :mod:`fixtures.defects.face`.
+    """
+    from fixtures.defects.face import FACE_CLASSES
+
+    wanted = [c for c in FACE_CLASSES if c in classes and (only is None or c in only)]
+    tasks = [
+        ("face", domain_name, label, seed * 1_000_003 + i)
+        for i in range(per_class)
+        for label in wanted
+    ]
+    return _render(tasks, classes, size, on_progress, workers)
+
+
+Task = tuple[str, str, str, int]  # (generator, domain, label, sample seed)
+
+
+def _render_one(task: Task, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """One generated frame, letterboxed to the model input (a pure function of its task)."""
     # The generator lives in fixtures/ (shipped with the distribution, not with the runtime
     # image); importing it here keeps the inference path free of it.
     from fixtures.defects import DOMAINS, render_sample
-    from fixtures.defects.dataset import sample_seeds
+    from fixtures.defects.face import render_face
 
+    kind, domain_name, label, sample_seed = task
     domain = DOMAINS[domain_name]
-    for label, sample_seed in sample_seeds(seed, per_class):
-        if label in classes:
-            yield label, sample_seed, render_sample(sample_seed, label, domain).image
+    if kind == "face":
+        rgb = render_face(sample_seed, label, domain)[0]
+    else:
+        rgb = render_sample(sample_seed, label, domain).image
+    return to_input_u8(rgb, *size)
+
+
+def _render(
+    tasks: list[Task],
+    classes: tuple[str, ...],
+    size: tuple[int, int],
+    on_progress: Progress | None,
+    workers: int,
+) -> Frames:
+    """Render ``tasks`` in order, in this process or in ``workers`` child processes.
+
+    Every frame depends only on its task, so the result is the same for any ``workers``.
+    Children are spawned (not forked: the trainer's thread pools do not survive a fork).
+    """
+    width, height = size
+    xs: list[np.ndarray] = []
+    if workers <= 1 or len(tasks) < 2 * workers:
+        for task in tasks:
+            xs.append(_render_one(task, size))
+            if on_progress is not None:
+                on_progress(1)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(workers) as pool:
+            for x in pool.imap(functools.partial(_render_one, size=size), tasks, chunksize=8):
+                xs.append(x)
+                if on_progress is not None:
+                    on_progress(1)
+    ys = [classes.index(t[2]) for t in tasks]
+    src = [f"{t[0]}:{t[1]}:{t[3]}:{t[2]}" for t in tasks]
+    return _frames(xs, ys, src, (3, height, width))
 
 
 def _frames(xs: list[np.ndarray], ys: list[int], src: list[str], shape: tuple[int, ...]) -> Frames:

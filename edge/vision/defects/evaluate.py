@@ -49,7 +49,7 @@ class Evaluation:
         }
 
 
-def scores_onnx(path: Path, x_u8: npt.NDArray[np.uint8], threads: int = 2) -> np.ndarray:
+def scores_onnx(path: Path, x_u8: npt.NDArray[np.uint8], threads: int = 1) -> np.ndarray:
     """Softmax probabilities (N, C) for letterboxed uint8 inputs (N, 3, H, W)."""
     session = load_session(path, sha256_file(path), threads=threads)
     name = session.get_inputs()[0].name
@@ -63,10 +63,10 @@ def scores_onnx(path: Path, x_u8: npt.NDArray[np.uint8], threads: int = 2) -> np
 
 
 def evaluate_frames(
-    path: Path, frames: Frames, classes: tuple[str, ...], threshold: float
+    path: Path, frames: Frames, classes: tuple[str, ...], threshold: float, threads: int = 1
 ) -> Evaluation:
     """Score ``frames`` with the model at ``path`` and compute the figures at ``threshold``."""
-    probs = scores_onnx(path, frames.x)
+    probs = scores_onnx(path, frames.x, threads=threads)
     return evaluate_probs(probs, frames.y, classes, threshold)
 
 
