@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "cloud": ("cloud.cli:app", "Cloud service: fleet CA, ingest API, tokens, revocation, users."),
     "errors": ("edge.errors_cli:errors", "List every stable error code and its meaning."),
-    "models": ("edge.vision.models_cli:app", "Defect model: generate data, train, show models."),
+    "models": (
+        "edge.vision.models_cli:app",
+        "Models: defect data and training, code-line recogniser training, installed models.",
+    ),
     "ota": ("ota.cli:app", "Signed model releases (TUF): keys, release, activate, refresh."),
     "ledger": ("edge.ledger.cli:app", "Edge stock ledger: verify, stock, history, KPIs, bookings."),
     "demo": ("edge.demo:demo", "Run the whole appliance end to end on embedded defaults."),

@@ -1,9 +1,10 @@
 """``dockgate demo``: the unattended inbound gate end to end, on one machine, in a fresh workspace.
 
 Starts the cloud service on SQLite (fleet CA, enrollment token), enrolls the edge device, starts
-Mosquitto, three simulated AGVs on the example site map, the PLC simulator and a scanner
-simulator on a pty (all real child processes, see :mod:`edge.demo_stack`), seeds the ledger's
-master data, and runs the edge node in this process on a generated conveyor video
+an MQTT broker (Mosquitto when installed, else the embedded amqtt broker of
+:mod:`edge.demo_broker`), three simulated AGVs on the example site map, the PLC simulator and a
+scanner simulator on a pty (all real child processes, see :mod:`edge.demo_stack`), seeds the
+ledger's master data, and runs the edge node in this process on a generated conveyor video
 (:mod:`fixtures.conveyor`) with the presence trigger, AGV dispatch and cloud sync on.
 
 Live (default): prints the panel's and the cloud's URLs and one status line until Ctrl-C, which
@@ -82,6 +83,7 @@ class Demo:
     loop: bool = False  # play the video again and again (soak runs)
     asn: bool = True  # the reader matches codes against the delivery's ASN (asn.json)
     video_dir: Path | None = None  # a conveyor video made beforehand (default: generate one)
+    broker: str = "auto"  # MQTT broker: auto (Mosquitto when installed, else embedded) | ...
     stack: Stack = field(init=False)
     node: Any = None
     truth: list[Any] = field(default_factory=list)
@@ -116,6 +118,7 @@ class Demo:
         config.write_text(
             f'database_url = "sqlite:///{cloud / "cloud.db"}"\n'
             f'issuing_dir = "{cloud / "ca" / "issuing"}"\nfreeze_poll_s = 0.2\n'
+            f'blob_dir = "{cloud / "blobs"}"\n'
         )
         self.viewer_password = _secret_file(cloud / "viewer.password")
         self.stack.run("cloud user add", "cloud", "user", "add", "demo-viewer", "--role",
@@ -133,12 +136,13 @@ class Demo:
 
     def start_peers(self) -> dict[str, Any]:
         broker, plc = free_port(), free_port()
-        self.stack.broker(broker)
+        child = self.stack.broker(broker, self.broker)
+        kind = "mosquitto" if child.name == "mosquitto" else "embedded MQTT broker (amqtt)"
         self.stack.agvs(broker, SITEMAP, count=3)
         self.stack.plc(plc)
         link = self.root / "scanner"
         self.stack.scanner(link)
-        say(f"mosquitto on :{broker}; 3 AGVs; PLC on :{plc}; scanner on {link}")
+        say(f"{kind} on :{broker}; 3 AGVs; PLC on :{plc}; scanner on {link}")
         return {"broker": broker, "plc": plc, "scanner": link}
 
     def write_config(self, peers: dict[str, Any], panel_port: int) -> Path:
@@ -146,7 +150,10 @@ class Demo:
         cfg.write_text(
             f'[device]\nid = "{DEVICE}"\nsite = "{SITE}"\norg = "{ORG}"\n'
             f'data_dir = "{self.root / "edge"}"\n\n'
-            f'[sync]\ncloud_url = "{self.urls["cloud"]}"\ninterval_s = 0.5\n\n'
+            # the demo's cloud is on this machine: lift the 64 KiB/s sample cap meant for a
+            # dock's shared uplink, so the whole-frame samples arrive before the report
+            f'[sync]\ncloud_url = "{self.urls["cloud"]}"\ninterval_s = 0.5\n'
+            f"samples_max_kib_s = 2048\n\n"
             f'[agv]\nbroker_port = {peers["broker"]}\nsitemap = "{SITEMAP}"\n'
             f"state_timeout_s = 10\n\n"
             f'[line_io]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {peers["plc"]}\n\n'
@@ -296,6 +303,9 @@ def _secret_file(path: Path) -> str:
 @click.option("--seed", default=7, show_default=True, type=int, help="conveyor video seed")
 @click.option("--fps", default=10.0, show_default=True, type=click.FloatRange(1, 60),
               help="camera rate (12 frames per carton: 10 fps = 3,000 cartons/h)")  # fmt: skip
+@click.option("--broker", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
+              show_default=True,
+              help="MQTT broker: Mosquitto when installed (auto), else embedded amqtt")  # fmt: skip
 @click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(10, 86400),
               help="headless: stop waiting for AGVs and sync after this many seconds")  # fmt: skip
 def demo(
@@ -305,6 +315,7 @@ def demo(
     asn: bool,
     seed: int,
     fps: float,
+    broker: str,
     timeout: float,
 ) -> None:
     """Run the unattended inbound gate end to end: cloud, enrollment, broker, AGV/PLC/scanner
@@ -317,7 +328,7 @@ def demo(
     from edge.demo_report import report
 
     signal.signal(signal.SIGTERM, _interrupt)
-    run = Demo(workdir.absolute(), cartons, seed, fps, asn=asn)
+    run = Demo(workdir.absolute(), cartons, seed, fps, asn=asn, broker=broker)
     ok = False
     try:
         run.start()

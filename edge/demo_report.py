@@ -83,6 +83,43 @@ def _synced(run: Demo, wait_s: float = 30.0) -> tuple[list[dict[str, Any]], int]
         time.sleep(0.5)
 
 
+def _samples(
+    run: Demo, stall_s: float = 30.0, cap_s: float = 600.0
+) -> tuple[str, bool | None]:
+    """The low-confidence samples the node kept and what the cloud stored of them (read from the
+    cloud's database: rows and distinct image blobs), once the uploader has caught up.
+
+    Uploads are paced by ``samples_max_kib_s`` (64 KiB/s by default), so a backlog of whole
+    frames takes minutes; wait as long as the uploader keeps making progress, and give up after
+    ``stall_s`` without a byte sent (or ``cap_s`` in all)."""
+    import sqlite3
+
+    up = getattr(run.node, "sample_uploader", None)
+    if up is None:
+        return "upload off", None
+    start = last_move = time.monotonic()
+    sent = up.state.bytes_sent
+    while up.pending():
+        now = time.monotonic()
+        if up.state.bytes_sent != sent:
+            sent, last_move = up.state.bytes_sent, now
+        if now - last_move > stall_s or now - start > cap_s:
+            break
+        time.sleep(0.5)
+    db = run.root / "cloud" / "cloud.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows, blobs = conn.execute(
+            "SELECT count(*), count(DISTINCT sha256) FROM samples WHERE device_id = ?",
+            (up.device_id,),
+        ).fetchone()
+    st = up.state
+    kept = len(run.node.samples.ids())
+    text = (f"{kept} kept on the edge; cloud holds {rows} ({blobs} distinct images); "
+            f"{st.skipped} at/above threshold, {st.refused} refused, "
+            f"{len(up.pending())} pending; {st.bytes_sent / 1024:.0f} KiB sent")  # fmt: skip
+    return text, not up.pending() and rows == st.uploaded
+
+
 def _gapless(events: list[dict[str, Any]]) -> bool:
     """The cloud holds seq 1..n with nothing missing (the node may have booked more since)."""
     return [e["seq"] for e in events] == list(range(1, len(events) + 1))
@@ -99,6 +136,7 @@ def report(run: Demo, console: Console) -> bool:
     verified = node.ledger.verify()
     valid, total = verify_envelopes(run, events)
     acked = run.cloud_acknowledged()
+    samples_text, samples_ok = _samples(run)
     n = max(1, s.cartons)
     rows: list[tuple[str, str, bool | None]] = [
         ("cartons seen (presence trigger)",
@@ -122,6 +160,7 @@ def report(run: Demo, console: Console) -> bool:
          _gapless(events) and len(events) >= head and acked >= head),
         ("envelopes verified against the fleet CA (dockgate verify)", f"{valid}/{total}",
          total > 0 and valid == total),
+        ("low-confidence samples uploaded to the cloud", samples_text, samples_ok),
         ("ledger verify (hash chain, projection)",
          f"{'OK' if verified.ok else 'FAILED'} {verified.count} events", bool(verified.ok)),
     ]  # fmt: skip

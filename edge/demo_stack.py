@@ -25,6 +25,14 @@ from pathlib import Path
 from edge.contracts.errors import DockgateError, ErrorCode
 
 PR_SET_PDEATHSIG = 1
+BROKERS = ("auto", "mosquitto", "embedded")
+
+
+def mosquitto_binary() -> str | None:
+    """Mosquitto's path when installed (Debian puts it in /usr/sbin, often not on PATH)."""
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
 
 
 def free_port() -> int:
@@ -134,15 +142,24 @@ class Stack:
         self._ready(child, port, 90)
         return child
 
-    def broker(self, port: int) -> Child:
-        binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
-        if binary is None:
+    def broker(self, port: int, kind: str = "auto") -> Child:
+        """The MQTT broker: Mosquitto when installed (``auto``) or asked for, else the embedded
+        Python broker (:mod:`edge.demo_broker`, amqtt). The child's name says which one runs."""
+        if kind not in BROKERS:
+            raise DockgateError(
+                ErrorCode.CONFIG_INVALID, f"broker {kind!r}: expected one of {', '.join(BROKERS)}"
+            )
+        binary = mosquitto_binary() if kind != "embedded" else None
+        if binary is None and kind == "mosquitto":
             raise DockgateError(
                 ErrorCode.CONFIG_INVALID,
-                "no MQTT broker: install mosquitto (apt-get install mosquitto)",
+                "no Mosquitto: install it (apt-get install mosquitto) or use the embedded broker",
             )
+        if binary is None:
+            argv = [sys.executable, "-m", "edge.demo_broker", "--port", str(port)]
+            child = self.spawn("embedded-broker", argv)
+            self._ready(child, port, 30)
+            return child
         conf = self.root / "mosquitto.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"

@@ -48,6 +48,7 @@ class CartonResult:
     defect_action: str  # edge.vision.defects.verdict.Action value: freeze | review | pass
     infer_ms: float
     best_frame: Frame | None = None
+    frames_read: int = 0  # how many of the carton's frames the reader fused (0: not said)
 
 
 @dataclass(frozen=True)

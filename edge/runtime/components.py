@@ -15,6 +15,7 @@ from edge.contracts.errors import DockgateError
 
 if TYPE_CHECKING:
     from edge.ledger import Ledger
+    from edge.runtime.sample_writer import BackgroundSampleStore
     from edge.trust.signer import DeviceSigner
     from edge.vision.ocr.samples import SampleStore
 
@@ -59,6 +60,17 @@ def sample_store(config: EdgeConfig) -> SampleStore:
     """The OCR reader's store of REVIEW/UNREADABLE crops, where and as large as ``[ocr]`` says."""
     from edge.vision.ocr.samples import SampleStore
 
-    ocr = config.ocr
-    root = ocr.samples_dir or config.device.data_dir / "ocr-samples"
-    return SampleStore(root, max_bytes=ocr.samples_max_mb * 1024 * 1024)
+    return SampleStore(_samples_root(config), max_bytes=config.ocr.samples_max_mb * 1024 * 1024)
+
+
+def reader_sample_store(config: EdgeConfig) -> BackgroundSampleStore:
+    """The same store for the reader itself, written by a thread of its own (close it)."""
+    from edge.runtime.sample_writer import BackgroundSampleStore
+
+    return BackgroundSampleStore(
+        _samples_root(config), max_bytes=config.ocr.samples_max_mb * 1024 * 1024
+    )
+
+
+def _samples_root(config: EdgeConfig) -> Path:
+    return config.ocr.samples_dir or config.device.data_dir / "ocr-samples"

@@ -91,10 +91,27 @@ class Gate:
     def divert(self, carton: CartonFrames, reason: str) -> CartonOutcome:
         """Back-pressure: the carton could not be read in time. It goes to the manual lane and the
         ledger records a hold for it, so it is never silently skipped."""
-        with self.ledger.transaction():
-            held = self.ledger.hold_unidentified(
-                1, actor=self.actor, reason=f"{ErrorCode.BACKPRESSURE_DIVERTED.value}: {reason}"
+        try:
+            with self.ledger.transaction():
+                held = self.ledger.hold_unidentified(
+                    1, actor=self.actor, reason=f"{ErrorCode.BACKPRESSURE_DIVERTED.value}: {reason}"
+                )
+        except DockgateError as exc:
+            # e.g. STORAGE_FULL: nothing was written; the carton still goes to the manual lane
+            # and the operator sees the code (raising here would kill the booking stage)
+            log.error("carton %s not held: %s", carton.carton_id, exc)
+            refused = CartonOutcome(
+                carton_id=carton.carton_id,
+                decision=Decision.ERROR,
+                status="DIVERTED",
+                reason=f"{exc.code.value}: {exc.message}",
+                signed=self._signed(),
+                latency_ms=(self.clock() - carton.t0) * 1000,
+                tracking_id=carton.tracking_id,
+                extra={"frames": _frame_ids(carton)},
             )
+            self._act(refused)
+            return refused
         outcome = CartonOutcome(
             carton_id=carton.carton_id,
             decision=Decision.DIVERTED,
@@ -242,6 +259,9 @@ class Gate:
         read, verdict, carton = result.read, result.verdict, result.carton
         extra = {k: kw.pop(k) for k in ("hold",) if k in kw}
         extra["frames"] = _frame_ids(carton)
+        if result.frames_read:
+            extra["frames_read"] = result.frames_read
+        extra["infer_ms"] = round(result.infer_ms, 1)
         return CartonOutcome(
             carton_id=carton.carton_id,
             decision=decision,

@@ -36,6 +36,14 @@ class Metrics:
             ["model", "result"],
             registry=r,
         )
+        self.frames_read = Counter(
+            "dockgate_frames_read", "Frames the reader fused, summed over cartons", registry=r
+        )
+        self.samples_pending = Gauge(
+            "dockgate_samples_pending",
+            "Low-confidence samples not yet sent to the cloud",
+            registry=r,
+        )
         self.sync_backlog = Gauge(
             "dockgate_sync_backlog", "Signed events waiting for the cloud", registry=r
         )

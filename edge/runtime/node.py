@@ -18,11 +18,12 @@ import uvicorn
 
 from edge.camera.sources import FrameSource, open_source
 from edge.config import EdgeConfig
+from edge.contracts.errors import DockgateError, ErrorCode
 from edge.runtime import components
 from edge.runtime.adapters import AgvTasks, LineSorter
 from edge.runtime.agreement import AgreementTracker, AgreementWorker, ledger_recorder
 from edge.runtime.aio import LoopThread
-from edge.runtime.bus import Bus
+from edge.runtime.bus import Bus, Subscription
 from edge.runtime.gate import Gate
 from edge.runtime.health import count_restarts, health_router
 from edge.runtime.metrics import Metrics
@@ -69,13 +70,17 @@ class EdgeNode:
         self.pipeline = self._build_pipeline()
         self._start_panel()
         self._start_sync()
+        if self.ota is not None:
+            self.ota.start_agent(self.signer)
+            self._stops.append(self.ota.stop)
         self.pipeline.install(self.supervisor)
-        self.agreement = AgreementTracker(
-            ledger_recorder(self.ledger),
-            on_pair=lambda model, ok: self.metrics.scan_pairs.labels(
-                model, "agree" if ok else "disagree"
-            ).inc(),
-        )
+
+        def on_pair(model: str, ok: bool) -> None:
+            self.metrics.scan_pairs.labels(model, "agree" if ok else "disagree").inc()
+            if self.ota is not None:
+                self.ota.on_pair(model, ok)
+
+        self.agreement = AgreementTracker(ledger_recorder(self.ledger), on_pair=on_pair)
         self.supervisor.add("agreement", lambda: AgreementWorker(self.bus, self.agreement))
         self.supervisor.start()
         self._stops.append(self.supervisor.stop)
@@ -115,9 +120,20 @@ class EdgeNode:
         from edge.vision.ocr.reader import Reader
 
         cfg = self.config
-        self.reader = Reader(cfg.ocr, samples=self.samples)
+        triggers = self._photo_eye_triggers()
+        # the reader writes its samples behind the inference thread (edge/runtime/sample_writer)
+        writer = components.reader_sample_store(cfg)
+        self._stops.append(writer.close)
+        self.reader = Reader(cfg.ocr, samples=writer)
         defect, freeze, review = None, 1.0, 1.0
-        if cfg.defects.enabled:
+        self.ota: Any | None = None
+        if cfg.defects.enabled and cfg.ota.enabled and "defect" in cfg.ota.models:
+            from edge.runtime.ota import NodeOta  # the defect model behind a swappable holder
+
+            self.ota = NodeOta(cfg)
+            defect = self.ota.restore().model
+            freeze, review = self.ota.thresholds(defect)
+        elif cfg.defects.enabled:
             from edge.vision.defects.model import DefectModel
 
             defect = DefectModel.load(cfg.defects.model, threads=cfg.defects.threads)
@@ -140,6 +156,8 @@ class EdgeNode:
             freeze_threshold=freeze,
             review_threshold=review,
             expect=self.expect,
+            latency_target_s=(cfg.pipeline.latency_target_ms / 1000) or None,
+            ota=self.ota,
         )
         return GatePipeline(
             source,
@@ -148,7 +166,29 @@ class EdgeNode:
             cfg.pipeline,
             self.metrics,
             deadline_s=cfg.gate.deadline_ms / 1000,
+            triggers=triggers,
         )
+
+    def _photo_eye_triggers(self) -> Subscription | None:
+        """The PLC's photo-eye edges, when the gate is triggered by one (checked first)."""
+        cfg = self.config
+        if cfg.pipeline.trigger != "photo-eye":
+            return None
+        if cfg.line_io.type == "noop":
+            raise DockgateError(
+                ErrorCode.CONFIG_INVALID,
+                "pipeline.trigger = 'photo-eye' needs a PLC: set line_io.type to "
+                "modbus_tcp or modbus_rtu (or use trigger = 'presence')",
+            )
+        eyes = cfg.line_io.registers.inputs.photo_eyes
+        if cfg.pipeline.photo_eye not in eyes:
+            raise DockgateError(
+                ErrorCode.CONFIG_INVALID,
+                f"pipeline.photo_eye = {cfg.pipeline.photo_eye!r} is not a photo-eye of "
+                f"line_io.registers (known: {', '.join(sorted(eyes))})",
+            )
+        # subscribed before the capture stage starts, so no edge is missed
+        return self.bus.subscribe(["line"], maxsize=1024)
 
     def _model_versions(self) -> dict[str, str]:
         from edge.vision.session import read_manifest
@@ -214,7 +254,9 @@ class EdgeNode:
         self._stops.append(stop_panel)
 
     def _ledger_ok(self) -> str | None:
-        return None  # a failing commit raises STORAGE_FULL/LEDGER_WRITE_FAILED at the gate
+        # STORAGE_FULL while the ledger refuses new work (the gate diverts, nothing is booked);
+        # clears by itself when space returns. A failing commit still raises at the gate.
+        return self.ledger.storage_problem()
 
     def _start_sync(self) -> None:
         cfg = self.config
@@ -237,6 +279,18 @@ class EdgeNode:
             cfg.sync,
         )
         threads = agent.start(self._stop_event)
+        if cfg.sync.samples:
+            from edge.sync.samples import STATE_FILE, SampleUploader
+
+            self.sample_uploader = SampleUploader(
+                self.samples,
+                client,
+                self.signer.device_id,
+                cfg.device.data_dir / STATE_FILE,
+                cfg.sync,
+                model_version=self._model_versions().get("ocr"),
+            )
+            threads.append(self.sample_uploader.start(self._stop_event))
 
         def stop_sync() -> None:
             self._stop_event.set()
@@ -261,6 +315,9 @@ class EdgeNode:
         counts = self.pipeline.decisions
         pending = self.ledger.outbox_stats().pending
         self.pipeline.metrics.sync_backlog.set(pending)
+        uploader = getattr(self, "sample_uploader", None)
+        if uploader is not None:
+            self.pipeline.metrics.samples_pending.set(len(uploader.pending()))
         parts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()))
         total = sum(counts.values())
         return f"cartons {total} ({parts or 'none yet'}); sync backlog {pending}"

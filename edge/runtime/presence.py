@@ -6,6 +6,13 @@ learned (slowly, only from frames judged empty) and a frame whose thumbnail diff
 shows a carton. Consecutive "present" frames are one carton; it is emitted when the belt is empty
 again or after ``max_frames`` (a carton stopped in view must not block the line). Cheap on
 purpose: a 64x36 thumbnail costs well under a millisecond per 1280x720 frame.
+
+Early emission (``early``, on by default): waiting for the carton to leave the view costs the
+whole second half of its passage in latency (at 2 cartons/s and 12 frames per carton, 150 to
+250 ms). The segmenter learns how many frames a carton stays in view (a running average of the
+passages it saw end) and hands over the ``keep`` frames around the middle of the expected
+passage as soon as it has them; the rest of that passage is then only watched for its end. The
+first carton, and any carton shorter than expected, is emitted when it leaves, as before.
 """
 
 from __future__ import annotations
@@ -31,25 +38,31 @@ class PresenceSegmenter:
     keep: int = 3  # frames handed to the reader per carton (spread over its passage)
     learn_rate: float = 0.05
     relearn_after: int = 5  # this many max-length "cartons" in a row = the scene changed
+    early: bool = True  # emit once the middle frames are in (see the module doc)
     _background: npt.NDArray[np.float32] | None = None
+    _expected: float | None = None  # running average of a carton's frames in view
+    _emitted: bool = False  # the current carton was emitted early; wait for its end
     _current: list[Frame] = field(default_factory=list)
     _scores: list[float] = field(default_factory=list)
     _full_runs: int = 0
 
     def score(self, image: npt.NDArray[np.uint8]) -> float:
-        thumb = _thumb(image)
+        return self._score(_thumb(image))
+
+    def _score(self, thumb: npt.NDArray[np.float32]) -> float:
         if self._background is None:
             self._background = thumb
             return 0.0
         return float(np.mean(np.abs(thumb - self._background)))
 
     def feed(self, frame: Frame) -> list[Frame] | None:
-        """Returns the chosen frames of a carton that just left the view, else ``None``."""
-        s = self.score(frame.image)
+        """Returns the chosen frames of a carton (as soon as they are in, or when it left the
+        view), else ``None``."""
+        thumb = _thumb(frame.image)  # once per frame: scored, and learnt if the belt is empty
+        s = self._score(thumb)
         present = s >= self.threshold
         if not present:
             # learn the empty belt slowly (lighting drifts over a shift)
-            thumb = _thumb(frame.image)
             assert self._background is not None
             self._background += self.learn_rate * (thumb - self._background)
             self._full_runs = 0
@@ -62,18 +75,44 @@ class PresenceSegmenter:
                 # lights switched or the camera moved: what we see now is the new empty belt
                 self._background = _thumb(frame.image)
                 self._full_runs = 0
-            return self._close()
+            return self._close(ended=False)
+        if self.early and not self._emitted and self._expected is not None:
+            chosen = middle(round(self._expected), self.keep)
+            if len(self._current) > chosen[-1]:
+                self._emitted = True
+                return [self._current[i] for i in chosen]
         return None
 
     def flush(self) -> list[Frame] | None:
         """End of stream: the carton still in view, if any."""
-        return self._close()
+        return self._close(ended=False)
 
-    def _close(self) -> list[Frame] | None:
+    def _close(self, ended: bool = True) -> list[Frame] | None:
         frames, self._current, self._scores = self._current, [], []
-        if len(frames) < self.min_frames:
+        emitted, self._emitted = self._emitted, False
+        if ended and len(frames) >= self.min_frames:
+            n = float(len(frames))
+            self._expected = (
+                n if self._expected is None else self._expected + 0.2 * (n - self._expected)
+            )
+        if emitted or len(frames) < self.min_frames:
             return None
         return spread(frames, self.keep)
+
+
+def middle(length: int, keep: int) -> list[int]:
+    """Indices of the ``keep`` frames around the middle of a passage of ``length`` frames (the
+    carton is fully in view there), in order."""
+    length = max(1, length)
+    centre = (length - 1) // 2
+    chosen = {centre}
+    step = 1
+    while len(chosen) < min(keep, length):
+        for i in (centre + step, centre - step):
+            if 0 <= i < length and len(chosen) < keep:
+                chosen.add(i)
+        step += 1
+    return sorted(chosen)
 
 
 def spread(frames: list[Frame], keep: int) -> list[Frame]:

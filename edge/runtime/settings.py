@@ -35,9 +35,27 @@ class PipelineConfig(StrictModel):
         description="how cartons are found: presence (camera), file (one image = one carton), "
         "photo-eye (PLC trigger)",
     )
+    photo_eye: str = Field(
+        "scan",
+        min_length=1,
+        max_length=40,
+        description="photo-eye trigger: the PLC input (line_io register map name) at the camera",
+    )
+    photo_eye_delay_ms: float = Field(
+        0, ge=0, le=10000, description="photo-eye trigger: from the beam break to the first frame"
+    )
     inference_queue: int = Field(4, ge=1, le=256, description="cartons waiting for inference")
     booking_queue: int = Field(64, ge=1, le=4096, description="cartons waiting for booking")
-    frames_per_carton: int = Field(3, ge=1, le=12, description="frames fused per carton read")
+    frames_per_carton: int = Field(
+        3, ge=1, le=12, description="frames kept per carton (the middle ones of its passage)"
+    )
+    latency_target_ms: float = Field(
+        250,
+        ge=0,
+        le=60000,
+        description="camera-to-booking target: frames beyond the middle one are fused only "
+        "while they fit before it (0 = always fuse every kept frame)",
+    )
     presence_threshold: float = Field(
         18.0, gt=0, le=255, description="thumbnail difference from the empty belt that means carton"
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 from edge.camera.frame import Frame
 from edge.camera.sources import FrameSource
+from edge.runtime.bus import Subscription
 from edge.runtime.carton import CartonFrames, CartonResult, Trigger
 from edge.runtime.gate import Gate, new_carton_id
 from edge.runtime.metrics import Metrics
@@ -35,13 +36,29 @@ ESTIMATE_DECAY = 0.8  # per carton diverted on the inference-time estimate alone
 
 
 @dataclass(frozen=True)
+class EyeTrigger:
+    """A carton broke the PLC's photo-eye: capture from ``at`` on (the eye's time + delay)."""
+
+    at: float
+    seen: float  # time.monotonic() when the PLC poll saw the eye blocked
+    tracking_id: int | None
+
+
+@dataclass(frozen=True)
 class _Divert:
     carton: CartonFrames
     reason: str
 
 
 class Inference:
-    """OCR (several frames fused) and the defect check for one carton."""
+    """OCR (several frames fused) and the defect check for one carton.
+
+    Frames per carton adapt to the latency target: the middle frame is always read; the others
+    (nearest the middle first) only while the running per-frame estimate says they still fit
+    before ``latency_target_s`` after the carton was first seen, less ``reserve_s`` (booking,
+    kept current by the pipeline). On an idle line or a fast reader every frame is fused; when
+    the reader is slow the carton is read from its best frame rather than late.
+    """
 
     def __init__(
         self,
@@ -51,28 +68,89 @@ class Inference:
         freeze_threshold: float = 0.5,
         review_threshold: float = 0.3,
         expect: Callable[[], Sequence[Any]] | None = None,
+        latency_target_s: float | None = None,
+        ota: Any | None = None,
     ) -> None:
+        """``ota`` (``edge.runtime.ota.NodeOta``): the defect model comes from its holder, one
+        snapshot per carton, and each carton's figures go to it (OTA rollouts)."""
         self.reader = reader
         self.defect_model = defect_model
+        self.ota = ota
         self.freeze_threshold = freeze_threshold
         self.review_threshold = review_threshold
         self.expect = expect
+        self.latency_target_s = latency_target_s
+        self.reserve_s = 0.0  # booking time after inference (set by the pipeline)
+        self.frame_estimate_s = 0.0  # running estimate of one frame's read time
+        self.defect_estimate_s = 0.0
+
+    def frames_to_read(self, carton: CartonFrames, now: float) -> int:
+        n = len(carton.frames)
+        if self.latency_target_s is None or n <= 1 or self.frame_estimate_s <= 0:
+            return n
+        left = carton.t0 + self.latency_target_s - now - self.reserve_s - self.defect_estimate_s
+        return max(1, min(n, int(left / self.frame_estimate_s)))
 
     def __call__(self, carton: CartonFrames) -> CartonResult:
         from edge.vision.defects.verdict import verdict_action
 
         started = time.perf_counter()
-        images = [f.image for f in carton.frames]
+        chosen = centre_first(carton.frames, self.frames_to_read(carton, time.monotonic()))
         expected = list(self.expect()) if self.expect is not None else None
-        read = self.reader.read_frames(images, expected or None)
+        read = self.reader.read_frames([f.image for f in chosen], expected or None)
+        read_s = time.perf_counter() - started
+        self.frame_estimate_s = _ewma(self.frame_estimate_s, read_s / max(1, len(chosen)))
         best = carton.frames[len(carton.frames) // 2]
         verdict, action = None, "pass"
-        if self.defect_model is not None:
+        if self.ota is not None:
+            t = time.perf_counter()
+            verdict, action = self._defect_ota(best.image, read.status)
+            self.defect_estimate_s = _ewma(self.defect_estimate_s, time.perf_counter() - t)
+        elif self.defect_model is not None:
+            t = time.perf_counter()
             verdict = self.defect_model.predict(best.image)
             action = str(verdict_action(verdict, self.freeze_threshold, self.review_threshold))
+            self.defect_estimate_s = _ewma(self.defect_estimate_s, time.perf_counter() - t)
         return CartonResult(
-            carton, read, verdict, action, (time.perf_counter() - started) * 1000, best
+            carton,
+            read,
+            verdict,
+            action,
+            (time.perf_counter() - started) * 1000,
+            best,
+            frames_read=len(chosen),
         )
+
+    def _defect_ota(self, image: Any, read_status: str) -> tuple[Any, str]:
+        from edge.vision.defects.verdict import verdict_action
+
+        ota: Any = self.ota
+        active = ota.current()  # one model for the whole carton: a switch lands between
+        started = time.perf_counter()
+        try:
+            verdict = active.model.predict(image)
+        except Exception:
+            ota.record(
+                active.version, None, latency_ms=(time.perf_counter() - started) * 1000, error=True
+            )
+            raise
+        ms = (time.perf_counter() - started) * 1000
+        freeze, review = ota.thresholds(active.model)
+        action = str(verdict_action(verdict, freeze, review))
+        ota.record(active.version, verdict, latency_ms=ms, read_status=read_status)
+        ota.shadow_check(image, action)
+        return verdict, action
+
+
+def centre_first(frames: Sequence[Frame], n: int) -> list[Frame]:
+    """The ``n`` frames nearest the middle one (the middle one always), in capture order."""
+    mid = len(frames) // 2
+    order = sorted(range(len(frames)), key=lambda i: (abs(i - mid), i))
+    return [frames[i] for i in sorted(order[: max(1, n)])]
+
+
+def _ewma(old: float, new: float, alpha: float = 0.2) -> float:
+    return new if old <= 0 else old + alpha * (new - old)
 
 
 @dataclass
@@ -91,6 +169,10 @@ class GatePipeline:
     # months does not grow, while ``decisions`` counts every carton since start
     outcomes: deque[Any] = field(default_factory=lambda: deque(maxlen=10_000))
     decisions: Counter[str] = field(default_factory=Counter)
+    # photo-eye trigger: the bus's "line" topic (firmware_bridge PhotoEyeEdge facts)
+    triggers: Subscription | None = None
+    _eye: deque[EyeTrigger] = field(default_factory=deque)
+    _collecting: tuple[EyeTrigger, list[Frame]] | None = None
     _frames: Iterator[Frame] | None = None
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -126,9 +208,7 @@ class GatePipeline:
         frame = next(self._frames, None)
         if frame is None:
             self._frames = None
-            tail = self.segmenter.flush() if self.config.trigger == "presence" else None
-            if tail:
-                self._carton(tail, Trigger.PRESENCE)
+            self._source_ended()
             self.source_done.set()
             return
         self.metrics.frames.labels(self.source.source_id).inc()
@@ -138,11 +218,70 @@ class GatePipeline:
             frames = self.segmenter.feed(frame)
             if frames:
                 self._carton(frames, Trigger.PRESENCE)
+        elif self.config.trigger == "photo-eye":
+            self._photo_eye(frame)
+
+    def _source_ended(self) -> None:
+        if self.config.trigger == "presence":
+            tail = self.segmenter.flush()
+            if tail:
+                self._carton(tail, Trigger.PRESENCE)
+        if self.config.trigger == "photo-eye":
+            if self._collecting is not None:
+                trig, frames = self._collecting
+                self._collecting = None
+                self._carton(frames, Trigger.PHOTO_EYE, trig.tracking_id, t0=trig.seen)
+            self._poll_eye()
+            while self._eye:
+                self._eye_divert(self._eye.popleft(), "the camera delivered no frame for it")
+
+    # photo-eye trigger -------------------------------------------------------------------------
+    def _poll_eye(self) -> None:
+        """Take the photo-eye edges the PLC link published since the last frame."""
+        if self.triggers is None:
+            return
+        delay = self.config.photo_eye_delay_ms / 1000
+        while (msg := self.triggers.get(timeout=0)) is not None:
+            edge = msg.payload
+            if getattr(edge, "name", None) != self.config.photo_eye:
+                continue
+            if not getattr(edge, "blocked", False):
+                continue
+            seen = float(getattr(edge, "monotonic", time.monotonic()))
+            self._eye.append(EyeTrigger(seen + delay, seen, getattr(edge, "tracking_id", None)))
+
+    def _photo_eye(self, frame: Frame) -> None:
+        """Each photo-eye edge takes ``frames_per_carton`` consecutive frames from its time on;
+        an edge the camera cannot serve within the deadline is diverted and recorded."""
+        self._poll_eye()
+        while self._collecting is None and self._eye and frame.ts >= self._eye[0].at:
+            trig = self._eye.popleft()
+            if frame.ts - trig.seen > self.deadline_s:
+                self._eye_divert(trig, "no camera frame before the deadline after the photo-eye")
+                continue
+            self._collecting = (trig, [])
+        if self._collecting is not None:
+            trig, frames = self._collecting
+            frames.append(frame)
+            if len(frames) >= self.config.frames_per_carton:
+                self._collecting = None
+                self._carton(frames, Trigger.PHOTO_EYE, trig.tracking_id, t0=trig.seen)
+
+    def _eye_divert(self, trig: EyeTrigger, why: str) -> None:
+        carton = CartonFrames(new_carton_id(), (), Trigger.PHOTO_EYE, trig.seen, trig.tracking_id)
+        with self._lock:
+            self._in_flight += 1
+        self._to_booking(_Divert(carton, why))
 
     def _carton(
-        self, frames: list[Frame], trigger: Trigger, tracking_id: int | None = None
+        self,
+        frames: list[Frame],
+        trigger: Trigger,
+        tracking_id: int | None = None,
+        t0: float | None = None,
     ) -> None:
-        carton = CartonFrames(new_carton_id(), tuple(frames), trigger, frames[0].ts, tracking_id)
+        first_seen = frames[0].ts if t0 is None else t0
+        carton = CartonFrames(new_carton_id(), tuple(frames), trigger, first_seen, tracking_id)
         with self._lock:
             self._in_flight += 1
         try:
@@ -186,6 +325,7 @@ class GatePipeline:
             item = self.book_q.get(timeout=0.5)
         except queue.Empty:
             return
+        booking_started = time.perf_counter()
         try:
             if isinstance(item, _Divert):
                 outcome = self.gate.divert(item.carton, item.reason)
@@ -194,6 +334,10 @@ class GatePipeline:
                 assert isinstance(item, CartonResult)
                 outcome = self.gate.book(item)
                 self._count(item, outcome)
+            if isinstance(self.inference, Inference) and not isinstance(item, _Divert):
+                self.inference.reserve_s = _ewma(
+                    self.inference.reserve_s, time.perf_counter() - booking_started
+                )
             self.metrics.latency.observe(outcome.latency_ms / 1000)
             self.metrics.cartons.labels(outcome.decision.value).inc()
             self.outcomes.append(outcome)
@@ -204,6 +348,7 @@ class GatePipeline:
 
     def _count(self, result: CartonResult, outcome: Any) -> None:
         self.metrics.reads.labels(result.read.status).inc()
+        self.metrics.frames_read.inc(result.frames_read)
         if result.verdict is not None:
             self.metrics.defects.labels(result.defect_action, result.verdict.defect_class).inc()
         if outcome.decision.value == "FROZEN":

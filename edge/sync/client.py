@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 
 import httpx
 
+from edge.contracts.clock import wall_time
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.sync import (
     AUTH_SCHEME,
@@ -60,6 +60,10 @@ class CloudClient:
         )
         return FreezeFeed.model_validate_json(response.content)
 
+    def post(self, path: str, body: bytes, timeout: float | None = None) -> bytes:
+        """A signed POST of ``body`` to another device API (samples); the answer's bytes."""
+        return self._send("POST", path, body, timeout=timeout).content
+
     def _send(
         self,
         method: str,
@@ -92,7 +96,7 @@ class CloudClient:
             error = problem_error(response)
             server_time = _server_time(response)
             if error.code is ErrorCode.CLOCK_SKEW and server_time is not None and attempt == 1:
-                self.signer.clock_offset = server_time - time.time()
+                self.signer.clock_offset = server_time - wall_time()
                 continue
             raise error
         raise AssertionError("unreachable")

@@ -41,6 +41,19 @@ class SyncConfig(StrictModel):
         20.0, ge=0.5, le=55, description="long-poll wait for fleet QA freezes (server holds it)"
     )
 
+    samples: bool = Field(
+        True, description="upload low-confidence OCR samples (review/unreadable) to the cloud"
+    )
+    samples_threshold: float = Field(
+        0.85, ge=0.0, le=1.0, description="samples whose read confidence is below this are sent"
+    )
+    samples_max_kib_s: float = Field(
+        64.0, gt=0, le=100_000, description="bandwidth cap of sample uploads (KiB/s, averaged)"
+    )
+    samples_batch: int = Field(
+        20, ge=1, le=200, description="samples looked at per round (one 'have' query each)"
+    )
+
     def tls_verify(self) -> bool | ssl.SSLContext:
         """What httpx verifies the cloud's HTTPS certificate against."""
         if self.tls_ca_file is None:

@@ -1,0 +1,84 @@
+"""Frames per carton against the latency target, and the reader's samples written behind the
+inference thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.camera.frame import Frame
+from edge.runtime.carton import CartonFrames, Trigger
+from edge.runtime.sample_writer import BackgroundSampleStore
+from edge.runtime.stages import Inference, centre_first
+from edge.vision.ocr.reader import Reader
+from edge.vision.ocr.samples import SampleStore
+from tests.runtime.conftest import SAMPLES
+
+
+def carton(images: list[Any], t0: float) -> CartonFrames:
+    frames = tuple(Frame(img, i + 1, t0, "t") for i, img in enumerate(images))
+    return CartonFrames("c-1", frames, Trigger.PRESENCE, t0)
+
+
+def test_centre_first_keeps_capture_order() -> None:
+    frames = [Frame(np.zeros((2, 2, 3), np.uint8), i, 0.0, "t") for i in range(5)]
+    assert [f.frame_id for f in centre_first(frames, 1)] == [2]
+    assert [f.frame_id for f in centre_first(frames, 2)] == [1, 2]
+    assert [f.frame_id for f in centre_first(frames, 3)] == [1, 2, 3]
+    assert [f.frame_id for f in centre_first(frames, 9)] == [0, 1, 2, 3, 4]
+
+
+def test_frames_fused_only_while_they_fit_the_latency_target() -> None:
+    inf = Inference(reader=None, latency_target_s=0.25)
+    now = 100.0
+    three = carton([np.zeros((8, 16, 3), np.uint8)] * 3, now)
+    assert inf.frames_to_read(three, now) == 3  # nothing measured yet: read them all
+    inf.frame_estimate_s = 0.2  # today's reader on a loaded box
+    assert inf.frames_to_read(three, now) == 1
+    inf.frame_estimate_s = 0.05  # a reader at its goal
+    assert inf.frames_to_read(three, now) == 3
+    inf.reserve_s = 0.12  # booking takes a while: one frame less fits
+    assert inf.frames_to_read(three, now) == 2
+    assert inf.frames_to_read(three, now + 1.0) == 1  # already late: still the best frame
+    assert Inference(reader=None).frames_to_read(three, now) == 3  # no target: all
+
+
+def test_a_slow_reader_reads_the_middle_frame_only() -> None:
+    images = [cv2.imread(str(p)) for p in sorted((SAMPLES / "frames").iterdir())[:3]]
+    inf = Inference(Reader(), latency_target_s=0.25)
+    first = inf(carton(images, time.monotonic()))
+    assert first.frames_read == 3 and inf.frame_estimate_s > 0
+    inf.frame_estimate_s = 10.0
+    second = inf(carton(images, time.monotonic()))
+    assert second.frames_read == 1 and second.read.status in {"ACCEPTED", "REVIEW", "UNREADABLE"}
+
+
+def test_background_sample_store_writes_and_drops_without_blocking(tmp_path: Path) -> None:
+    image = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    read = {"status": "REVIEW", "confidence": 0.3}
+    store = BackgroundSampleStore(tmp_path / "s", 256 * 2**20, pending=2)
+    try:
+        started = time.perf_counter()
+        for _ in range(20):
+            assert store.keep(image, read) is None
+        queued_s = time.perf_counter() - started
+        store.flush()
+        kept = len(store.ids())
+        # the caller never waits for PNG encoding or fsync: 20 queued keeps cost less than one
+        # synchronous keep of the same image (relative, so a loaded machine does not matter)
+        sync = SampleStore(tmp_path / "sync", 256 * 2**20)
+        t = time.perf_counter()
+        sync.keep(image, read)
+        assert queued_s < time.perf_counter() - t, queued_s
+        assert kept + store.lost == 20 and store.lost > 0  # bounded: the rest is counted
+        assert store.dropped == store.lost
+        plain = SampleStore(tmp_path / "s", 256 * 2**20)  # the panel's view of the same files
+        assert plain.ids() == store.ids()
+        assert plain.load(store.ids()[0])[1]["status"] == "REVIEW"
+    finally:
+        store.close()
+    assert not store._thread.is_alive()
