@@ -11,7 +11,7 @@ help:
 	@echo "make test   - install what the tests need (Python and Debian packages), run pytest"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - print the performance figures (bench/)"
-	@echo "make chaos  - power-loss and fuzzing suite with figures (tests/chaos, tests/fuzz)"
+	@echo "make chaos  - kills, outages, power loss, fuzzing, security with figures (tests/chaos, tests/fuzz, tests/security)"
 
 $(VENV)/.runtime: pyproject.toml .ci/install
 	bash .ci/install runtime
@@ -38,9 +38,9 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-chaos: $(VENV)/.dev  ## power loss (600 cycles) and every fuzzer at 10x its CI budget; prints the figures
+chaos: $(VENV)/.dev  ## long kill/outage run (>= 30 kills), power loss (600 cycles), every fuzzer at 10x its CI budget; prints the figures
 	bash .ci/install system
-	DOCKGATE_FUZZ_EXAMPLES=10 $(BIN)/python -m pytest -s -rxX tests/chaos tests/fuzz $(PYTEST_ARGS)
+	DOCKGATE_CHAOS_LONG=1 DOCKGATE_FUZZ_EXAMPLES=10 $(BIN)/python -m pytest -s -rxX tests/chaos tests/fuzz tests/security $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -228,6 +228,10 @@ class Dispatcher:
             self._fail(row, f"{key} rejected order {row.order_id}: {rejected}")
             return
         if st.order_id != row.order_id:
+            if row.acked:
+                # it had acknowledged this order and now holds another or none: it restarted
+                # (its Last Will lost with a restarted broker) or someone else took it over
+                self._fail(row, f"{key} no longer holds order {row.order_id} (restarted?)")
             return
         if not row.acked and st.order_update_id >= row.order_update_id:
             row.acked, row.status = True, "RUNNING"

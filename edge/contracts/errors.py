@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     TOTP_REQUIRED = "TOTP_REQUIRED"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     NOT_FOUND = "NOT_FOUND"
+    PATH_INVALID = "PATH_INVALID"
     # vision
     UNREADABLE = "UNREADABLE"
     MODEL_INVALID = "MODEL_INVALID"
@@ -90,6 +91,8 @@ class ErrorCode(StrEnum):
     OTA_NOT_INSTALLED = "OTA_NOT_INSTALLED"
     OTA_INCOMPATIBLE = "OTA_INCOMPATIBLE"
     OTA_DEVICE_ROLLBACK = "OTA_DEVICE_ROLLBACK"
+    ROLLOUT_CONFLICT = "ROLLOUT_CONFLICT"
+    SAMPLE_INVALID = "SAMPLE_INVALID"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -137,6 +140,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.TOTP_REQUIRED: "This account needs a valid one-time code from its authenticator.",
     ErrorCode.REQUEST_TOO_LARGE: "The request body is over the allowed size.",
     ErrorCode.NOT_FOUND: "No such object.",
+    ErrorCode.PATH_INVALID: "A file name in the request tries to leave its directory (.., /, \\, NUL); refused and audited.",
     ErrorCode.UNREADABLE: "The carton code could not be read with enough certainty; the carton goes to review.",
     ErrorCode.MODEL_INVALID: "A model file is missing, truncated or its sha256 differs from the manifest; it is not loaded.",
     ErrorCode.CAMERA_LOST: "The camera stopped delivering frames; reconnecting.",
@@ -163,6 +167,8 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OTA_NOT_INSTALLED: "No trusted root or no verified model version is installed on this device for OTA.",
     ErrorCode.OTA_INCOMPATIBLE: "The release needs a newer Dockgate than this device runs; it is not downloaded and the device keeps its model.",
     ErrorCode.OTA_DEVICE_ROLLBACK: "The device went back to its previous model on its own (crash loop or failed health after a switch) and will not reinstall that release.",
+    ErrorCode.ROLLOUT_CONFLICT: "The rollout's state does not allow this action, or another rollout of the same model is already under way.",
+    ErrorCode.SAMPLE_INVALID: "An uploaded training sample was refused: its bytes do not match its sha256, it is not a PNG or JPEG, or its metadata is too large.",
 }
 
 

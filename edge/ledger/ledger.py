@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import sqlite_utils
 import uuid_utils
 
+from edge.contracts.clock import utc_now
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.event import Event, EventKind, canonical_json, event_hash
 from edge.contracts.signing import Signer
@@ -94,7 +96,7 @@ class LedgerCore:
         self.signer = signer
         self.expiry_warning_days = expiry_warning_days
         self.expiry_block_days = expiry_block_days
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Clock = clock or utc_now  # the device clock (edge.contracts.clock seam)
         # expiry dates are the warehouse's local days (timestamps stay UTC)
         self.local_tz = timezone(timedelta(minutes=utc_offset_minutes))
         self.lock = threading.RLock()  # one connection: every use is serialised
@@ -130,6 +132,36 @@ class LedgerCore:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    # storage --------------------------------------------------------------------------
+    RESERVE_PAGES = 32  # room a carton's transaction (read, verdict, receipt, putaway) needs
+    RESERVE_BYTES = 4 * 1024 * 1024  # free disk kept for the WAL and its checkpoints
+
+    def storage_problem(self) -> str | None:
+        """``"STORAGE_FULL: ..."`` while the ledger cannot take new work (its ``max_size_mb``
+        budget or the disk nearly exhausted), else None. :meth:`transaction` refuses new work
+        with it, /readyz reports it, and it clears by itself when space returns (a larger
+        budget, a disk cleaned up). Writes that free space (outbox acknowledgements) go on."""
+        with self.lock:
+            used = self.conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+            limit = self.conn.execute("PRAGMA max_page_count").fetchone()[0]
+            page = self.conn.execute("PRAGMA page_size").fetchone()[0]
+            path = str(self.conn.execute("PRAGMA database_list").fetchone()[2])
+        if used - free + self.RESERVE_PAGES > limit:
+            return (
+                f"{ErrorCode.STORAGE_FULL.value}: the ledger reached its size limit "
+                f"({limit * page // 2**20} MB, ledger.max_size_mb); no new work is accepted"
+            )
+        if path:
+            disk = os.statvfs(Path(path).parent)
+            avail = disk.f_bavail * disk.f_frsize
+            if avail < self.RESERVE_BYTES:
+                return (
+                    f"{ErrorCode.STORAGE_FULL.value}: {avail // 1024} KB left on the ledger's "
+                    "disk; no new work is accepted"
+                )
+        return None
 
     # the write path --------------------------------------------------------------------
     def append(
@@ -167,6 +199,9 @@ class LedgerCore:
             yield
             return
         with self.lock:
+            problem = self.storage_problem()
+            if problem is not None:
+                raise DockgateError(ErrorCode.STORAGE_FULL, problem.split(": ", 1)[1])
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 block = _Block(me, self._head())
@@ -386,6 +421,9 @@ class LedgerCore:
 
     def _write_txn(self, work: Callable[[], object]) -> None:
         with self.lock:
+            problem = self.storage_problem()
+            if problem is not None:
+                raise DockgateError(ErrorCode.STORAGE_FULL, problem.split(": ", 1)[1])
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 work()

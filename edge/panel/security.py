@@ -8,6 +8,7 @@ attribute, so a new route cannot slip past them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -87,8 +88,10 @@ class SessionMiddleware:
         request = Request(scope)
         problem = self._reject(request)
         if problem is not None:
+            _audit_refusal(request, problem[1])
             await _send_problem(send, *problem)
             return
+        receive = self._limited(request, receive)
         if request.url.path.startswith("/static/"):
             await self.app(scope, receive, send)
             return
@@ -116,7 +119,45 @@ class SessionMiddleware:
                     headers.append("set-cookie", session_cookie("", tls=self.tls, max_age=0))
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        started = False
+
+        async def guarded(message: Message) -> None:
+            # over the limit mid-body: this middleware answers 413, not the route's parse error
+            nonlocal started
+            if self._over(scope) and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send_with_cookie(message)
+
+        try:
+            await self.app(scope, receive, guarded)
+        except Exception:
+            if not self._over(scope) or started:
+                raise
+        if self._over(scope) and not started:
+            _audit_refusal(request, ErrorCode.REQUEST_TOO_LARGE)
+            await _send_problem(send, 413, ErrorCode.REQUEST_TOO_LARGE, "request body too large")
+
+    @staticmethod
+    def _over(scope: Scope) -> bool:
+        return bool(scope.get(_OVER_LIMIT))
+
+    def _limited(self, request: Request, receive: Receive) -> Receive:
+        """``receive`` that counts body bytes, for bodies sent without Content-Length
+        (chunked): past ``max_body`` it marks the request and stops reading."""
+        seen = 0
+        scope = request.scope
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                scope[_OVER_LIMIT] = True
+                raise DockgateError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
+            return message
+
+        return limited
 
     def _reject(self, request: Request) -> tuple[int, ErrorCode, str] | None:
         length = request.headers.get("content-length")
@@ -137,6 +178,19 @@ def _same_origin(origin: str, request: Request) -> bool:
     parts = urlsplit(origin)
     host = request.headers.get("host", "")
     return parts.scheme == request.url.scheme and parts.netloc == host
+
+
+_OVER_LIMIT = "dockgate.panel_body_over_limit"
+
+
+def _audit_refusal(request: Request, code: ErrorCode) -> None:
+    """Audit a request the middleware refused (oversized body, cross-site or foreign origin)."""
+    try:
+        request.app.state.audit.record(
+            "-", f"{request.method} {request.url.path}", outcome="denied", detail=code.value
+        )
+    except Exception:
+        logging.getLogger(__name__).exception("could not audit a refused request")
 
 
 async def _send_problem(send: Send, status: int, code: ErrorCode, message: str) -> None:

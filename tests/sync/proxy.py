@@ -1,6 +1,8 @@
 """A small asyncio TCP fault proxy for HTTP/1.1 (our own Toxiproxy, in a thread).
 
-For each request it picks one fault, seeded:
+For each request it picks one fault, seeded, from a shuffle bag (the weights as counts, drawn
+without replacement, refilled when empty): every fault kind occurs once per bag of requests, so a
+short run on a slow machine still meets each of them, and the order stays random:
 
 - ``pass``: forward untouched
 - ``delay``: hold the response 50 ms .. 1.5 s
@@ -58,6 +60,7 @@ class FaultProxy:
             "duplicate": 1,
         }
         self.counts: Counter[str] = Counter()
+        self._bag: list[str] = []
         self.enabled = True
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
@@ -94,8 +97,10 @@ class FaultProxy:
     def _pick(self) -> str:
         if not self.enabled:
             return "pass"
-        names = list(self.weights)
-        return self.rng.choices(names, [self.weights[n] for n in names])[0]
+        if not self._bag:
+            self._bag = [n for n, w in self.weights.items() for _ in range(round(w))]
+            self.rng.shuffle(self._bag)
+        return self._bag.pop()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_w: asyncio.StreamWriter | None = None
