@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from edge.contracts.settings import NodeSettings, load_settings
@@ -28,6 +29,29 @@ class CloudConfig(NodeSettings):
         Path("data/cloud/blobs"),
         description="content-addressed blob store of uploaded samples (local directory)",
     )
+    blob_store: Literal["local", "s3"] = Field(
+        "local",
+        description="where sample images go: 'local' (blob_dir) or 's3' (any S3-compatible store, "
+        "credentials from the standard boto3 chain: AWS_* variables, ~/.aws, instance role)",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="S3-compatible endpoint (MinIO, Ceph RGW...); unset = AWS S3 of s3_region",
+    )
+    s3_bucket: str = Field(
+        "",
+        max_length=63,
+        validate_default=True,  # so a missing bucket with blob_store = s3 is refused by name
+        description="bucket of the sample blobs (needed when blob_store = s3)",
+    )
+    s3_prefix: str = Field(
+        "samples/",
+        max_length=200,
+        pattern=r"^([A-Za-z0-9._-]+/)*$",
+        description="key prefix inside the bucket ('' or ending in '/')",
+    )
+    s3_region: str | None = Field(None, max_length=40, description="S3 region (e.g. eu-central-1)")
     issuing_dir: Path = Field(
         Path("data/cloud/ca/issuing"),
         description="issuing CA directory written by 'dockgate cloud ca init' (never the root)",
@@ -67,6 +91,13 @@ class CloudConfig(NodeSettings):
     rollout_eval_s: float = Field(
         5.0, ge=0.0, le=3600.0, description="rollout evaluator period; 0 = no background evaluator"
     )
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _s3_needs_a_bucket(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("blob_store") == "s3" and not value:
+            raise ValueError("blob_store = 's3' needs a bucket")
+        return value
 
 
 def load_cloud_config(path: Path | None = None) -> CloudConfig:

@@ -25,7 +25,7 @@ from cloud.auth import authenticate_device
 from cloud.db.models import Device, Sample
 from cloud.deps import Services, Svc
 from cloud.problems import check_file_name
-from cloud.services.blobs import BlobStore, LocalBlobStore
+from cloud.services.blobs import BlobStore, blob_store_for
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.samples import (
     MAX_METADATA_BYTES,
@@ -43,7 +43,8 @@ MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 
 
 def blob_store(svc: Services) -> BlobStore:
-    return LocalBlobStore(svc.config.blob_dir)
+    """The configured store: the local directory by default, S3 when ``blob_store = "s3"``."""
+    return blob_store_for(svc.config)
 
 
 def _device(svc: Services, auth: str | None, path: str, body: bytes) -> tuple[str, str, str]:
