@@ -9,6 +9,7 @@ the first), so a device's events form a hash chain. Both edge and cloud compute 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -45,8 +46,51 @@ class EventKind(StrEnum):
     MASTER_DATA = "master-data"
 
 
+_INT_MAX = 2**53 - 1  # RFC 8785 numbers are IEEE doubles: larger integers are refused
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                            allow_nan=False)  # fmt: skip
+
+
+def _plain(obj: Any) -> bool:
+    """True when the C JSON encoder's compact, key-sorted output is exactly RFC 8785's.
+
+    That holds for null, booleans, strings, integers within the IEEE-double range, lists and
+    objects with ASCII keys: the escapes of both are the same (short forms for ``\\b \\f \\n
+    \\r \\t``, ``\\u00xx`` for other controls, nothing else escaped). Floats (JCS formats
+    them like ECMAScript), integers out of range, non-ASCII keys (JCS sorts by UTF-16 code
+    units, Python by code points) and other types take the reference implementation."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if x is None or isinstance(x, (str, bool)):
+            continue
+        if isinstance(x, int):
+            if -_INT_MAX <= x <= _INT_MAX:
+                continue
+            return False
+        if isinstance(x, dict):
+            for k in x:
+                if not (isinstance(k, str) and k.isascii()):
+                    return False
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+        else:
+            return False
+    return True
+
+
 def canonical_json(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical encoding: the exact bytes that get hashed and signed."""
+    """RFC 8785 (JCS) canonical encoding: the exact bytes that get hashed and signed.
+
+    Events are plain JSON (no floats), which the C encoder writes identically about five times
+    faster than the pure-Python ``rfc8785`` package; anything else, and any string that is not
+    valid Unicode, goes through ``rfc8785`` (tests/unit/test_canonical.py proves the two agree)."""
+    if _plain(obj):
+        try:
+            return _COMPACT.encode(obj).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError, ValueError):
+            pass  # lone surrogates, nesting bombs: let rfc8785 give its own error
     return rfc8785.dumps(obj)
 
 
