@@ -18,7 +18,7 @@ from cloud.problems import BodyLimit, dockgate_error_handler, problem
 from cloud.rollouts.api import evaluator_lifespan
 from cloud.rollouts.api import router as rollouts_router
 from cloud.rollouts.router import router as ota_router
-from cloud.routers import admin, ingest, read, samples
+from cloud.routers import admin, ingest, labels, read, samples
 from edge.contracts.errors import DockgateError, ErrorCode
 
 
@@ -62,6 +62,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(read.router)
     app.include_router(samples.router)
+    app.include_router(labels.router)
     app.include_router(ota_router)
     app.include_router(rollouts_router)
     app.include_router(console_router)

@@ -4,7 +4,8 @@ Devices sign ``(method, path, sha256(body), time, nonce)`` with their certificat
 ``dockgate-request+jws`` of ``edge.contracts.envelope``); a nonce is accepted once within the
 clock-skew window, so a captured request cannot be replayed. People log in with a password
 (argon2id) plus, for admins, a TOTP code usable once; they get a random bearer session token of
-which only the SHA-256 is stored. Roles are ordered viewer < operator < qa < admin.
+which only the SHA-256 is stored. Roles are ordered viewer < operator < qa < admin; ``labeler``
+stands below them all: it may only label training samples (:data:`LABELERS`), nothing else.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from edge.contracts.envelope import TYP_REQUEST, read_header, verify_jws
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.sync import AUTH_SCHEME
 
-ROLES = ("viewer", "operator", "qa", "admin")
+ROLES = ("labeler", "viewer", "operator", "qa", "admin")
+LABELERS = ("labeler", "qa", "admin")  # who may label samples (cloud/routers/labels.py)
 _hasher = PasswordHasher()
 
 
@@ -208,3 +210,11 @@ def logout(s: Session, authorization: str | None) -> None:
 def require_role(caller: Caller, role: str) -> None:
     if ROLES.index(caller.role) < ROLES.index(role):
         raise DockgateError(ErrorCode.FORBIDDEN, f"needs role {role}, you are {caller.role}")
+
+
+def require_any(caller: Caller, roles: tuple[str, ...]) -> None:
+    """For a task outside the viewer < ... < admin line (labeling): one of ``roles``."""
+    if caller.role not in roles:
+        raise DockgateError(
+            ErrorCode.FORBIDDEN, f"needs role {' or '.join(roles)}, you are {caller.role}"
+        )

@@ -163,7 +163,12 @@ def user_group() -> None:
 @user_group.command("add")
 @config_option
 @click.argument("username")
-@click.option("--role", type=click.Choice(["viewer", "operator", "qa", "admin"]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator", "qa", "admin", "labeler"]),
+    required=True,
+    help="labeler: may only label training samples",
+)
 @click.password_option(envvar="DOCKGATE_CLOUD_PASSWORD", help="at least 10 characters")
 def user_add(config_path: Path | None, username: str, role: str, password: str) -> None:
     """Create an account; admins get a TOTP secret to put in an authenticator app."""

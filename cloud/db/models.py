@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from edge.contracts.event import GENESIS_HASH
@@ -312,3 +323,41 @@ class Sample(Base):
     captured_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Label(Base):
+    """What a sample shows, said by a person (console) or a device (an operator's correction in
+    the edge panel): a sample's labeling history, never rewritten (``cloud/services/labels.py``).
+
+    ``kind`` ``code``: ``value`` is the code text as printed on the crop (normalised; ``""`` when
+    only the fields are known, as for edge corrections) and ``fields`` the parsed, canonical
+    fields (``gtin``, ``lot``, ``expiry``...). ``kind`` ``defect``: ``value`` is the class and
+    ``fields`` ``{"box": [x, y, w, h] | null}`` in image pixels. ``status``: ``current`` (the
+    sample's label), ``disputed`` (still the sample's label, under question), ``superseded``
+    (replaced by the label whose ``supersedes`` names it). At most one label per sample is not
+    superseded (a partial unique index enforces it).
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        Index(
+            "uq_labels_live",
+            "sample_pk",
+            unique=True,
+            sqlite_where=text("status != 'superseded'"),
+            postgresql_where=text("status != 'superseded'"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sample_pk: Mapped[int] = mapped_column(ForeignKey("samples.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # code | defect
+    value: Mapped[str] = mapped_column(Text)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    who: Mapped[str] = mapped_column(String(80))  # person:<name> | device:<id>
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="current", index=True)
+    supersedes: Mapped[int | None] = mapped_column(Integer, default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
+    disputed_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    disputed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    dispute_reason: Mapped[str | None] = mapped_column(Text, default=None)

@@ -4,7 +4,9 @@ Both are signed by the device like ingest (the signature covers the body, image 
 image goes to the content-addressed blob store (stored once per distinct bytes); the row in
 ``samples`` is the sample inbox's entry, unique per (device, sample id), so a re-sent sample
 (a retry after a cut connection, a restarted agent) is answered as a duplicate, never stored
-twice. Revoked devices may not upload.
+twice. Revoked devices may not upload. A sample that arrives already labeled (an operator's
+correction in the edge panel: ``metadata.label``) gets that label, with the device as its author
+(``cloud.services.labels.label_from_device``), in the same transaction as its row.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cloud.db.models import Device, Sample
 from cloud.deps import Services, Svc
 from cloud.problems import check_file_name
 from cloud.services.blobs import BlobStore, blob_store_for
+from cloud.services.labels import label_from_device
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.contracts.samples import (
     MAX_METADATA_BYTES,
@@ -165,6 +168,7 @@ def _store_row(
     )
     s.add(row)
     s.flush()
+    label_from_device(s, row, device_id)
     return SampleReceipt(
         sample_id=up.sample_id, sha256=up.sha256, id=row.id, duplicate=False, blob_new=blob_new
     )

@@ -93,6 +93,7 @@ class ErrorCode(StrEnum):
     OTA_DEVICE_ROLLBACK = "OTA_DEVICE_ROLLBACK"
     ROLLOUT_CONFLICT = "ROLLOUT_CONFLICT"
     SAMPLE_INVALID = "SAMPLE_INVALID"
+    LABEL_INVALID = "LABEL_INVALID"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -169,6 +170,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OTA_DEVICE_ROLLBACK: "The device went back to its previous model on its own (crash loop or failed health after a switch) and will not reinstall that release.",
     ErrorCode.ROLLOUT_CONFLICT: "The rollout's state does not allow this action, or another rollout of the same model is already under way.",
     ErrorCode.SAMPLE_INVALID: "An uploaded training sample was refused: its bytes do not match its sha256, it is not a PNG or JPEG, or its metadata is too large.",
+    ErrorCode.LABEL_INVALID: "A sample label was refused: wrong kind for the sample, unknown defect class, a box outside the image, or the label it replaces or disputes is no longer the sample's current one.",
 }
 
 

@@ -9,10 +9,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cloud.env import pg_schema
+from tests.loop.env import LoopCloud, loop_cloud
 from tests.support.net import free_port, wait_for_port
 
 # moto accepts any credentials; these only keep boto3 from looking further (~/.aws, IMDS)
@@ -69,3 +72,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in FAKE_AWS.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LoopCloud]:
+    """The cloud app (local blob store under tmp_path) on a SQLite file or a fresh PostgreSQL
+    schema, with one enrolled device ``edge-01``."""
+    if request.param == "sqlite":
+        with loop_cloud(f"sqlite:///{tmp_path}/cloud.db", tmp_path) as env:
+            yield env
+        return
+    with pg_schema(request.getfixturevalue("postgres_url")) as url:
+        with loop_cloud(url, tmp_path) as env:
+            yield env
