@@ -29,11 +29,22 @@ def test_contracts_import_nothing_else_from_edge() -> None:
             assert module.startswith("edge.contracts"), f"{file} imports {module}"
 
 
+# the code grammar is shared like the contracts (the cloud's labeling validates typed codes with
+# it), so it too may import nothing from edge but the contracts
+SHARED = ("edge.contracts", "edge.codes")
+
+
+def test_code_grammar_imports_only_contracts_from_edge() -> None:
+    for file, module in _imports(REPO / "edge" / "codes"):
+        if module.startswith("edge"):
+            assert module.startswith(SHARED), f"{file} imports {module}"
+
+
 def test_cloud_ota_and_bridge_use_only_contracts_from_edge() -> None:
     for package in ("cloud", "firmware_bridge"):
         for file, module in _imports(REPO / package):
             if module == "edge" or module.startswith("edge."):
-                assert module.startswith("edge.contracts"), f"{file} imports {module}"
+                assert module.startswith(SHARED), f"{file} imports {module}"
 
 
 def test_every_error_code_is_described_and_in_readme() -> None:
