@@ -1,4 +1,5 @@
-"""``dockgate cloud``: the fleet CA, the service, tokens, revocation, people, the trust bundle."""
+"""``dockgate cloud``: the fleet CA, the service, tokens, revocation, people, the trust bundle,
+training datasets."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import getpass
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -217,3 +219,107 @@ def trust_bundle(config_path: Path | None, output: Path) -> None:
     bundle = {"version": 1, "chain": issuer.chain_pem(), "devices": certs, "revoked": revoked}
     output.write_text(json.dumps(bundle, indent=1))
     click.echo(f"{output}: {len(certs)} certificates, {len(revoked)} revoked devices")
+
+
+@app.group("dataset")
+def dataset_group() -> None:
+    """Versioned snapshots of the labeled samples, and their export for training."""
+
+
+@dataset_group.command("create")
+@config_option
+@click.option(
+    "--val-percent", default=10.0, show_default=True, type=click.FloatRange(0, 50),
+    help="share of images in the validation split (stable: by the image's hash)",
+)  # fmt: skip
+@click.option(
+    "--regression-percent", default=10.0, show_default=True, type=click.FloatRange(0, 50),
+    help="share of new images frozen into the regression set (which only grows)",
+)  # fmt: skip
+@click.option("--note", default="", help="what this snapshot is for")
+def dataset_create(
+    config_path: Path | None, val_percent: float, regression_percent: float, note: str
+) -> None:
+    """Snapshot every currently labeled sample; prints the dataset id (the same members give
+    the same id: nothing new, nothing created)."""
+    from cloud.services import datasets
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        with svc.sessions.begin() as s:
+            ds, created = datasets.create(s, _actor(), val_percent, regression_percent, note)
+            line = _dataset_line(ds)
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        svc.close()
+    click.echo(line if created else f"{line}  (unchanged: no new labels since)")
+
+
+@dataset_group.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per dataset")
+def dataset_list(config_path: Path | None, as_json: bool) -> None:
+    """The snapshots, newest first: id, when, by whom, members per kind and split."""
+    from cloud.services import datasets
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        with svc.sessions() as s:
+            rows = datasets.listing(s)
+            lines = [
+                json.dumps(
+                    {
+                        "id": d.id,
+                        "created_at": d.created_at.isoformat(),
+                        "by": d.created_by,
+                        "parent": d.parent,
+                        "counts": d.counts,
+                        "note": d.note,
+                    }
+                )
+                if as_json
+                else _dataset_line(d)
+                for d in rows
+            ]
+    finally:
+        svc.close()
+    for line in lines:
+        click.echo(line)
+
+
+@dataset_group.command("export")
+@config_option
+@click.argument("dataset_id")
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+def dataset_export(config_path: Path | None, dataset_id: str, out: Path) -> None:
+    """Write DATASET_ID to the folder OUT (manifest.json, codes/<split>/, defects/<split>/<class>/;
+    the format is in cloud/services/datasets.py). OUT must not exist or be empty."""
+    from cloud.services import datasets
+    from cloud.services.blobs import blob_store_for
+
+    cfg = _config(config_path)
+    svc = Services.from_config(cfg)
+    try:
+        with svc.sessions() as s:
+            manifest = datasets.export(s, dataset_id, blob_store_for(cfg), out)
+    except (DockgateError, FileExistsError) as exc:
+        raise click.ClickException(str(getattr(exc, "message", exc))) from None
+    finally:
+        svc.close()
+    click.echo(f"{out}: dataset {dataset_id}, {len(manifest['members'])} images")
+    for kind in ("code", "defect"):
+        counts = manifest["counts"].get(kind) or {}
+        if counts:
+            click.echo(f"  {kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def _dataset_line(d: Any) -> str:
+    parts = []
+    for kind in ("code", "defect"):
+        counts = d.counts.get(kind) or {}
+        if counts:
+            parts.append(f"{kind} " + "/".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    when = d.created_at.strftime("%Y-%m-%d %H:%M")
+    parent = f" after {d.parent}" if d.parent else ""
+    return f"{d.id}  {when}  {d.created_by}  {'; '.join(parts)}{parent}"

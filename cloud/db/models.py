@@ -361,3 +361,32 @@ class Label(Base):
     disputed_by: Mapped[str | None] = mapped_column(String(80), default=None)
     disputed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     dispute_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Dataset(Base):
+    """A versioned snapshot of labeled samples (``cloud/services/datasets.py``). ``id`` is the
+    first 12 hex digits of ``digest``, the SHA-256 of its sorted members, so the same members
+    always make the same dataset; ``parent`` is the snapshot before it (its regression set is
+    carried over: that set only grows)."""
+
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    parent: Mapped[str | None] = mapped_column(String(16), default=None)
+    val_percent: Mapped[float] = mapped_column()
+    regression_percent: Mapped[float] = mapped_column()
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DatasetMember(Base):
+    """One image of a dataset: the sample (by its bytes' hash), the label used, its split."""
+
+    __tablename__ = "dataset_members"
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sample_pk: Mapped[int] = mapped_column(ForeignKey("samples.id"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id"))
+    split: Mapped[str] = mapped_column(String(16))  # train | val | regression

@@ -218,7 +218,7 @@ def test_defect_classes_match_the_defect_model() -> None:
     assert DEFECT_CLASSES == CLASSES
 
 
-def test_migration_0005_matches_the_model(cloud: LoopCloud) -> None:
+def test_migration_0005_matches_the_models(cloud: LoopCloud) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -226,8 +226,9 @@ def test_migration_0005_matches_the_model(cloud: LoopCloud) -> None:
 
     with cloud.svc.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    ours = [d for d in diffs if "labels" in repr(d)]
+    ours = [d for d in diffs if any(t in repr(d) for t in ("labels", "datasets", "dataset_m"))]
     assert ours == []
+    assert {"labels", "datasets", "dataset_members"} <= set(Base.metadata.tables)
 
 
 def test_one_live_label_per_sample_is_enforced_by_the_database(cloud: LoopCloud) -> None:
