@@ -12,6 +12,7 @@ from fastapi.requests import Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloud.console.labeling import router as labeling_router
 from cloud.console.pages import router as console_router
 from cloud.deps import Services
 from cloud.problems import BodyLimit, dockgate_error_handler, problem
@@ -66,6 +67,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(ota_router)
     app.include_router(rollouts_router)
     app.include_router(console_router)
+    app.include_router(labeling_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

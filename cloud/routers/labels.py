@@ -16,9 +16,9 @@ replaced or disputed is not current any more), ``NOT_FOUND``, ``FORBIDDEN``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,11 @@ from cloud.services.blobs import blob_store_for
 from edge.contracts.errors import DockgateError, ErrorCode
 
 router = APIRouter(tags=["labels"])
+
+ROW_ID = 2**31 - 1  # ids are 32-bit INTEGER columns (PostgreSQL's int4): larger is no row
+SampleId = Annotated[int, Path(ge=1, le=ROW_ID, description="the cloud's sample id")]
+LabelId = Annotated[int, Path(ge=1, le=ROW_ID, description="a label id")]
+Pixel = Annotated[int, Field(ge=0, le=100_000)]
 
 
 class LabelOut(BaseModel):
@@ -77,10 +82,15 @@ class LabelIn(BaseModel):
         None, description="code, instead of text: gtin, lot, expiry... as typed"
     )
     cls: str | None = Field(None, alias="class", max_length=16, description="defect class")
-    box: list[int] | None = Field(None, description="defect: [x, y, width, height] in pixels")
+    box: list[Pixel] | None = Field(
+        None, max_length=4, description="defect: [x, y, width, height] in pixels"
+    )
     note: str = Field("", max_length=500)
     replaces: int | None = Field(
-        None, ge=0, description="the live label id you saw (0: none); refused if it changed"
+        None,
+        ge=0,
+        le=ROW_ID,
+        description="the live label id you saw (0: none); refused if it changed",
     )
 
 
@@ -180,7 +190,7 @@ def label_queue(
     svc: Svc,
     kind: Literal["code", "defect"] | None = None,
     limit: int = Query(50, ge=1, le=500),
-    after: int = Query(0, ge=0, description="last sample id of the previous page"),
+    after: int = Query(0, ge=0, le=ROW_ID, description="last sample id of the previous page"),
 ) -> list[dict[str, Any]]:
     """Samples waiting for a label, oldest first (a disputed sample shows its disputed label)."""
     with svc.reader() as s:
@@ -190,7 +200,7 @@ def label_queue(
 
 
 @router.get("/v1/samples/{sample_pk}", response_model=SampleDetail)
-def sample_detail(*, sample_pk: int, authorization: AuthHeader, svc: Svc) -> dict[str, Any]:
+def sample_detail(*, sample_pk: SampleId, authorization: AuthHeader, svc: Svc) -> dict[str, Any]:
     """One sample, its live label and its whole label history (oldest first)."""
     with svc.reader() as s:
         _person(s, authorization)
@@ -201,7 +211,7 @@ def sample_detail(*, sample_pk: int, authorization: AuthHeader, svc: Svc) -> dic
 
 
 @router.get("/v1/samples/{sample_pk}/labels", response_model=list[LabelOut])
-def sample_history(*, sample_pk: int, authorization: AuthHeader, svc: Svc) -> list[LabelOut]:
+def sample_history(*, sample_pk: SampleId, authorization: AuthHeader, svc: Svc) -> list[LabelOut]:
     """The sample's labels, oldest first: who said what when, disputes included."""
     with svc.reader() as s:
         _person(s, authorization)
@@ -214,7 +224,7 @@ def sample_history(*, sample_pk: int, authorization: AuthHeader, svc: Svc) -> li
     responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}},
     response_class=Response,
 )
-def sample_image(*, sample_pk: int, authorization: AuthHeader, svc: Svc) -> Response:
+def sample_image(*, sample_pk: SampleId, authorization: AuthHeader, svc: Svc) -> Response:
     """The sample's image bytes, as the device sent them."""
     with svc.reader() as s:
         _person(s, authorization)
@@ -226,7 +236,9 @@ def sample_image(*, sample_pk: int, authorization: AuthHeader, svc: Svc) -> Resp
 
 
 @router.post("/v1/samples/{sample_pk}/labels", response_model=LabelOut)
-def post_label(*, sample_pk: int, body: LabelIn, authorization: AuthHeader, svc: Svc) -> LabelOut:
+def post_label(
+    *, sample_pk: SampleId, body: LabelIn, authorization: AuthHeader, svc: Svc
+) -> LabelOut:
     """Label a sample: its current label (if any) is superseded and kept in the history."""
     with svc.sessions.begin() as s:
         caller = _person(s, authorization)
@@ -240,7 +252,7 @@ def post_label(*, sample_pk: int, body: LabelIn, authorization: AuthHeader, svc:
 
 @router.post("/v1/labels/{label_id}/dispute", response_model=LabelOut)
 def dispute_label(
-    *, label_id: int, body: DisputeIn, authorization: AuthHeader, svc: Svc
+    *, label_id: LabelId, body: DisputeIn, authorization: AuthHeader, svc: Svc
 ) -> LabelOut:
     """Question a current label (with a reason): the sample goes back to the queue."""
     with svc.sessions.begin() as s:
