@@ -252,7 +252,9 @@ def export(s: Session, dataset_id: str, blobs: BlobStore, out: Path) -> dict[str
 
 
 def _write(s: Session, ds: Dataset, blobs: BlobStore, root: Path) -> dict[str, Any]:
-    from edge.vision.ocr.crnn.charset import INDEX  # what the CRNN can learn (no torch)
+    # what the CRNN can learn: its classes are exactly the grammar's characters (a test holds
+    # the two equal); the cloud imports nothing from edge but the contracts and the grammar
+    from edge.codes import CHARSET
 
     entries: list[dict[str, Any]] = []
     code_texts: dict[str, dict[str, str]] = {}
@@ -264,7 +266,7 @@ def _write(s: Session, ds: Dataset, blobs: BlobStore, root: Path) -> dict[str, A
         if kind == "code":
             rel = Path("codes") / m.split / name
             text = label.value or None
-            learnable = bool(text) and all(c in INDEX for c in text or "")
+            learnable = bool(text) and all(c in CHARSET for c in text or "")
             if text and learnable:
                 code_texts.setdefault(m.split, {})[name] = text
             line = {"file": name, "text": text, "fields": label.fields, "sample": sample.id,

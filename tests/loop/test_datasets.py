@@ -219,3 +219,12 @@ def test_dataset_cli(cloud: LoopCloud, tmp_path: Path) -> None:
         cli, ["cloud", "dataset", "export", "000000000000", str(tmp_path / "x")], env=env
     )
     assert unknown.exit_code != 0 and "no dataset" in unknown.output
+
+
+def test_exported_lines_use_only_what_the_crnn_can_learn() -> None:
+    """The export keeps a line for the CRNN when every character is in the grammar's charset;
+    that holds only while the CRNN's classes are exactly those characters."""
+    from edge.codes import CHARSET
+    from edge.vision.ocr.crnn.charset import CHARACTERS
+
+    assert set(CHARSET) == set(CHARACTERS)
