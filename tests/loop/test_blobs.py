@@ -180,3 +180,35 @@ def test_samples_upload_stores_into_s3(s3_cloud: tuple[CloudEnv, str], s3_server
     # a second sample with the same bytes goes without them: the cloud finds them in S3
     again = up.model_copy(update={"sample_id": "1733480000000-0002", "data": None})
     assert b'"blob_new":false' in client.post(SAMPLES_PATH, again.model_dump_json().encode())
+
+
+def test_dataset_export_reads_its_images_from_s3(
+    aws_env: None, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """The whole cloud side on S3: upload, label, snapshot, export."""
+    from cloud.services import datasets
+    from tests.loop.env import loop_cloud, png
+
+    bucket = s3_server.new_bucket()
+    with loop_cloud(
+        f"sqlite:///{tmp_path}/cloud.db", tmp_path, blob_store="s3", s3_bucket=bucket,
+        s3_endpoint_url=s3_server.endpoint_url,
+    ) as cloud:  # fmt: skip
+        image = png(21)
+        sample = cloud.upload(image).id
+        r = cloud.http.post(
+            f"/v1/samples/{sample}/labels",
+            json={"kind": "code", "text": "(10)S3LOT1"},
+            headers=cloud.login("labeler"),
+        )
+        assert r.status_code == 200, r.text
+        shown = cloud.http.get(f"/v1/samples/{sample}/image", headers=cloud.login("labeler"))
+        assert shown.content == image
+        with cloud.svc.sessions.begin() as s:
+            ds, _ = datasets.create(s, "test")
+            ds_id = ds.id
+        with cloud.svc.sessions() as s:
+            manifest = datasets.export(s, ds_id, blob_store_for(cloud.svc.config), tmp_path / "out")
+    (member,) = manifest["members"]
+    assert (tmp_path / "out" / member["file"]).read_bytes() == image
+    assert not (tmp_path / "blobs").exists()
