@@ -113,6 +113,14 @@ def _error(
     return _page(request, "error.html", context, who, status)
 
 
+def _below_viewer(request: Request, who: tuple[auth.Caller, str]) -> HTMLResponse | None:
+    """The fleet, release and rollout pages need at least the viewer role: a labeler's account
+    sees only the labeling page (least privilege)."""
+    if auth.ROLES.index(who[0].role) < auth.ROLES.index("viewer"):
+        return _error(request, ErrorCode.FORBIDDEN, "needs role viewer", who)
+    return None
+
+
 def _login_redirect(request: Request) -> RedirectResponse:
     target = quote(request.url.path, safe="/")
     return RedirectResponse(f"/console/login?next={target}", status_code=303)
@@ -237,6 +245,8 @@ def fleet_page(request: Request) -> Response:
     who = _caller(request)
     if who is None:
         return _login_redirect(request)
+    if (denied := _below_viewer(request, who)) is not None:
+        return denied
     svc = _svc(request)
     now = utcnow()
     online_s = max(3 * svc.config.ota_poll_s, 60.0)
@@ -276,6 +286,8 @@ def releases_page(request: Request) -> Response:
     who = _caller(request)
     if who is None:
         return _login_redirect(request)
+    if (denied := _below_viewer(request, who)) is not None:
+        return denied
     svc = _svc(request)
     with svc.sessions.begin() as s:
         service.sync_releases(s, repository_dir(request))
@@ -303,6 +315,8 @@ def rollouts_page(request: Request) -> Response:
     who = _caller(request)
     if who is None:
         return _login_redirect(request)
+    if (denied := _below_viewer(request, who)) is not None:
+        return denied
     with _svc(request).reader() as s:
         rows = s.execute(select(RolloutRow).order_by(RolloutRow.created_at.desc())).scalars()
         items = [rollout_summary(r) for r in rows]
@@ -431,6 +445,8 @@ def rollout_page(request: Request, rollout_id: str) -> Response:
     who = _caller(request)
     if who is None:
         return _login_redirect(request)
+    if (denied := _below_viewer(request, who)) is not None:
+        return denied
     with _svc(request).reader() as s:
         row = s.get(RolloutRow, rollout_id)
         if row is None:

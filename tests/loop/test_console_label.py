@@ -143,3 +143,11 @@ def test_only_labelers_qa_and_admins_label(cloud: LoopCloud) -> None:
     )  # fmt: skip
     assert v.status_code == 403
     assert labels_now(cloud) == []
+
+
+def test_a_labeler_sees_only_the_labeling_page(cloud: LoopCloud) -> None:
+    console_login(cloud, "lena", "labeler")
+    for path in ("/console/fleet", "/console/releases", "/console/rollouts", "/console/rollouts/x"):
+        r = cloud.http.get(path, follow_redirects=False)
+        assert r.status_code == 403 and "FORBIDDEN" in r.text, path
+    assert cloud.http.get("/console/label").status_code == 200
