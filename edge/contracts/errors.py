@@ -94,6 +94,8 @@ class ErrorCode(StrEnum):
     ROLLOUT_CONFLICT = "ROLLOUT_CONFLICT"
     SAMPLE_INVALID = "SAMPLE_INVALID"
     LABEL_INVALID = "LABEL_INVALID"
+    CANDIDATE_REJECTED = "CANDIDATE_REJECTED"
+    TRAINING_FAILED = "TRAINING_FAILED"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -171,6 +173,8 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.ROLLOUT_CONFLICT: "The rollout's state does not allow this action, or another rollout of the same model is already under way.",
     ErrorCode.SAMPLE_INVALID: "An uploaded training sample was refused: its bytes do not match its sha256, it is not a PNG or JPEG, or its metadata is too large.",
     ErrorCode.LABEL_INVALID: "A sample label was refused: wrong kind for the sample, unknown defect class, a box outside the image, or the label it replaces or disputes is no longer the sample's current one.",
+    ErrorCode.CANDIDATE_REJECTED: "A retrained model did worse than the production model on the dataset's regression or validation set (or had nothing to be judged on); it was not released.",
+    ErrorCode.TRAINING_FAILED: "A training job stopped before it had a candidate model: the export, the trainer or the release step failed, or the service stopped during the job; the job shows why.",
 }
 
 
