@@ -45,31 +45,38 @@ def test_every_truth_parses_and_is_in_the_asn(doc: dict[str, Any]) -> None:
         assert abs(t["smudge"] - bucket / 100) <= 0.05
 
 
-def _same_as_committed(img: np.ndarray, path: Path, quality: int) -> None:
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+# What the seed alone decides: the printed code, its layout choices and the scene's kind. These
+# regenerate identically on any machine.
+SEED_KEYS = ("seed", "settings", "style", "printer", "font", "surface", "text", "lines", "fields",
+             "forms", "smudge_target")  # fmt: skip
+
+
+def _regenerate(doc: dict[str, Any], kind: str, name: str) -> tuple[np.ndarray, dict[str, Any]]:
+    t = doc[kind][name]
+    gen = generate_frame if kind == "frames" else generate_crop
+    img, truth = gen(t["seed"], smudge=t["smudge_target"], settings=PRESETS[t["settings"]])
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, doc["jpeg_quality"]])
     assert ok
-    committed = path.read_bytes()
-    decoded = np.asarray(cv2.imdecode(np.frombuffer(committed, np.uint8), cv2.IMREAD_COLOR))
-    regenerated = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
-    assert np.array_equal(regenerated, decoded)  # pixel-identical
-    assert buf.tobytes() == committed  # and byte-identical with this OpenCV build
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.int16), truth
 
 
-def test_a_frame_regenerates_identically(doc: dict[str, Any]) -> None:
-    name = "frames/b30_0002.jpg"
-    t = doc["frames"][name]
-    img, truth = generate_frame(
-        t["seed"], smudge=t["smudge_target"], settings=PRESETS[t["settings"]]
-    )
-    assert truth == t
-    _same_as_committed(img, ROOT / name, doc["jpeg_quality"])
+@pytest.mark.parametrize("kind", ["frames", "crops"])
+def test_the_set_regenerates_from_its_seeds(doc: dict[str, Any], kind: str) -> None:
+    """The printed codes regenerate exactly; the pixels up to the CPU's float rounding.
 
-
-def test_a_crop_regenerates_identically(doc: dict[str, Any]) -> None:
-    name = "crops/c40_0000.jpg"
-    t = doc["crops"][name]
-    img, truth = generate_crop(
-        t["seed"], smudge=t["smudge_target"], settings=PRESETS[t["settings"]]
-    )
-    assert truth == t
-    _same_as_committed(img, ROOT / name, doc["jpeg_quality"])
+    OpenCV and NumPy pick SIMD code paths by CPU (AVX2, AVX-512, FMA), so float results differ
+    in the last bits between machines. Where such a difference flips a smudge-coverage or
+    rounding decision, the rest of that sample's draws (skew, further smudges) follow another
+    branch: that sample's geometry then differs, which is counted, not hidden. Every sample
+    whose geometry regenerates must match the committed pixels to within rounding, and
+    at least half must."""
+    same = 0
+    for name, t in doc[kind].items():
+        img, truth = _regenerate(doc, kind, name)
+        keys = [k for k in SEED_KEYS if k in t]
+        assert {k: truth[k] for k in keys} == {k: t[k] for k in keys}, name
+        committed = cv2.imdecode(np.frombuffer((ROOT / name).read_bytes(), np.uint8), 1)
+        if truth == t and img.shape == committed.shape:  # a crop's width is rounded geometry
+            assert float(np.abs(img - committed.astype(np.int16)).mean()) < 0.1, name
+            same += 1
+    assert same >= 0.5 * len(doc[kind]), f"{same}/{len(doc[kind])} regenerate as committed"
