@@ -14,12 +14,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.console.labeling import router as labeling_router
 from cloud.console.pages import router as console_router
+from cloud.console.training import router as training_console_router
 from cloud.deps import Services
 from cloud.problems import BodyLimit, dockgate_error_handler, problem
 from cloud.rollouts.api import evaluator_lifespan
 from cloud.rollouts.api import router as rollouts_router
 from cloud.rollouts.router import router as ota_router
-from cloud.routers import admin, ingest, labels, read, samples
+from cloud.routers import admin, ingest, labels, read, samples, training
 from edge.contracts.errors import DockgateError, ErrorCode
 
 
@@ -68,6 +69,8 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(rollouts_router)
     app.include_router(console_router)
     app.include_router(labeling_router)
+    app.include_router(training.router)
+    app.include_router(training_console_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -323,3 +323,140 @@ def _dataset_line(d: Any) -> str:
     when = d.created_at.strftime("%Y-%m-%d %H:%M")
     parent = f" after {d.parent}" if d.parent else ""
     return f"{d.id}  {when}  {d.created_by}  {'; '.join(parts)}{parent}"
+
+
+@app.group("train")
+def train_group() -> None:
+    """Retraining jobs: train on a dataset snapshot, gate against production, release."""
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    from cloud.services.training import parse_params
+
+    try:
+        return parse_params(" ".join(pairs))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--param") from None
+
+
+@train_group.command("start")
+@config_option
+@click.argument("kind", type=click.Choice(["codes", "defect"]))
+@click.argument("dataset_id")
+@click.option("--param", "pairs", multiple=True, help="trainer setting KEY=VALUE (e.g. epochs=2)")
+def train_start(
+    config_path: Path | None, kind: str, dataset_id: str, pairs: tuple[str, ...]
+) -> None:
+    """Start a training job of KIND on DATASET_ID. With training_queue = inprocess the job runs
+    here, in the foreground, with its progress; with procrastinate it is queued for a worker."""
+    import time
+
+    from cloud.services import training
+
+    svc = Services.from_config(_config(config_path))
+    queue = training.queue_for(svc)
+    try:
+        job = training.start(svc, queue, _actor(), kind, dataset_id, _params(pairs))
+        click.echo(f"job {job.id}: {kind} on dataset {dataset_id}, queue {queue.name}")
+        if isinstance(queue, training.InProcessQueue):
+            shown = ""
+            while True:
+                with svc.reader() as s:
+                    row = training.as_dict(training.get(s, job.id))
+                line = f"  {row['stage']}" + (
+                    f" {row['step']}/{row['total']}" if row["total"] else ""
+                )
+                if line != shown:
+                    click.echo(line)
+                    shown = line
+                if row["status"] not in training.ACTIVE:
+                    break
+                time.sleep(1.0)
+            click.echo(_job_line(row))
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        queue.close()
+        svc.close()
+
+
+@train_group.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per job")
+def train_list(config_path: Path | None, as_json: bool) -> None:
+    """Training jobs, newest first: id, model, dataset, status, stage and step."""
+    from cloud.services import training
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        with svc.reader() as s:
+            rows = [training.as_dict(j) for j in training.listing(s)]
+    finally:
+        svc.close()
+    for row in rows:
+        click.echo(json.dumps(row) if as_json else _job_line(row))
+
+
+@train_group.command("show")
+@config_option
+@click.argument("job_id", type=click.IntRange(1, 2**31 - 1))
+def train_show(config_path: Path | None, job_id: int) -> None:
+    """One job as JSON: progress, candidate, the gate's figures, release and rollout."""
+    from cloud.services import training
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        with svc.reader() as s:
+            row = training.as_dict(training.get(s, job_id))
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        svc.close()
+    click.echo(json.dumps(row, indent=1))
+
+
+@train_group.command("approve")
+@config_option
+@click.argument("job_id", type=click.IntRange(1, 2**31 - 1))
+def train_approve(config_path: Path | None, job_id: int) -> None:
+    """Start the canary rollout of a released candidate that awaits approval."""
+    from cloud.services import publish
+
+    svc = Services.from_config(_config(config_path))
+    try:
+        job = publish.approve(svc, job_id, _actor())
+    except DockgateError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        svc.close()
+    click.echo(f"job {job_id}: rollout {job.rollout_id} created")
+
+
+@train_group.command("worker")
+@config_option
+@click.option("--once", is_flag=True, help="run the queued jobs, then exit")
+def train_worker(config_path: Path | None, once: bool) -> None:
+    """A procrastinate worker for training jobs (training_queue = procrastinate)."""
+    from cloud.services import training
+
+    cfg = _config(config_path)
+    if cfg.training_queue != "procrastinate":
+        raise click.ClickException("training_queue is not 'procrastinate': jobs run in-process")
+    svc = Services.from_config(cfg)
+    queue = training.ProcrastinateQueue(svc)
+    try:
+        queue.work(once=once)
+    finally:
+        queue.close()
+        svc.close()
+
+
+def _job_line(row: dict[str, Any]) -> str:
+    step = f" {row['step']}/{row['total']}" if row["total"] else ""
+    extra = f" {row['version']}" if row["version"] else ""
+    extra += f" rollout {row['rollout_id']}" if row["rollout_id"] else ""
+    why = f"  {row['reason']}" if row["reason"] else ""
+    return (
+        f"{row['id']}  {row['model']}  {row['dataset']}  {row['status']}  "
+        f"{row['stage']}{step}{extra}{why}"
+    )

@@ -92,11 +92,50 @@ class CloudConfig(NodeSettings):
         5.0, ge=0.0, le=3600.0, description="rollout evaluator period; 0 = no background evaluator"
     )
 
+    jobs_dir: Path = Field(
+        Path("data/cloud/jobs"),
+        description="training jobs' work folders: the exported dataset, the candidate ONNX file "
+        "and its model card (one folder per job)",
+    )
+    training_queue: Literal["inprocess", "procrastinate"] = Field(
+        "inprocess",
+        description="where training jobs run: 'inprocess' (a worker thread of the service or "
+        "the CLI, the demo) or 'procrastinate' (a PostgreSQL-backed queue, [queue] extra; run "
+        "'dockgate cloud train worker')",
+    )
+    training_queue_url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?(\+psycopg)?://",
+        description="PostgreSQL URL of the procrastinate queue; unset = database_url",
+    )
+    training_threads: int = Field(
+        1, ge=1, le=64, description="CPU threads a training job may use (the box is shared)"
+    )
+    auto_rollout: dict[str, bool] = Field(
+        {"defect": True, "ocr.crnn": False},
+        description="per model name: start the canary rollout of a released candidate at once "
+        "(true) or wait for an admin's approval click (false, also for names not listed)",
+    )
+    auto_rollout_soak_s: int = Field(
+        3600, ge=0, le=30 * 86400, description="soak time of each stage of a training rollout"
+    )
+    auto_rollout_observations: int = Field(
+        200, ge=1, le=10**6, description="observations each stage of a training rollout needs"
+    )
+
     @field_validator("s3_bucket")
     @classmethod
     def _s3_needs_a_bucket(cls, value: str, info: ValidationInfo) -> str:
         if info.data.get("blob_store") == "s3" and not value:
             raise ValueError("blob_store = 's3' needs a bucket")
+        return value
+
+    @field_validator("training_queue_url")
+    @classmethod
+    def _queue_needs_postgres(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = value or str(info.data.get("database_url", ""))
+        if info.data.get("training_queue") == "procrastinate" and not url.startswith("postgres"):
+            raise ValueError("training_queue = 'procrastinate' needs a PostgreSQL URL")
         return value
 
 

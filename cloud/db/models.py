@@ -390,3 +390,36 @@ class DatasetMember(Base):
     sample_pk: Mapped[int] = mapped_column(ForeignKey("samples.id"))
     label_id: Mapped[int] = mapped_column(ForeignKey("labels.id"))
     split: Mapped[str] = mapped_column(String(16))  # train | val | regression
+
+
+class TrainingJob(Base):
+    """A retraining job (``cloud/services/training.py``): which trainer on which dataset with
+    which parameters, where it is (``stage``, ``step`` of ``total``), and what came of it.
+
+    ``status``: ``queued``, ``running``, then ``failed`` (``reason``), ``rejected`` (the gate
+    found it worse than production; ``reason`` and ``evaluation`` say why), ``awaiting_approval``
+    (signed release, the rollout waits for an admin), ``released`` (signed, no rollout possible)
+    or ``rolling_out`` (signed and its canary rollout ``rollout_id`` created).
+    """
+
+    __tablename__ = "training_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # codes | defect
+    model: Mapped[str] = mapped_column(String(40))  # release name: ocr.crnn | defect
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    queue: Mapped[str] = mapped_column(String(16))  # inprocess | procrastinate
+    queue_job: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    status: Mapped[str] = mapped_column(String(24), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(40), default="queued")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    candidate: Mapped[dict[str, Any]] = mapped_column(default=dict)  # file, version, sha256...
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the gate's figures
+    version: Mapped[str | None] = mapped_column(String(64), default=None)  # released version
+    rollout_id: Mapped[str | None] = mapped_column(String(63), default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
