@@ -214,6 +214,7 @@ class ChaosRun:
     def __init__(self, root: Path, plan: Plan, say: Callable[[str], None] = print) -> None:
         self.root, self.plan, self.say = root, plan, say
         self.rng = random.Random(plan.seed)
+        self._bag: list[str] = []  # components still to kill in this round
         self.demo = Demo(root, plan.cartons, plan.seed, plan.fps, loop=True, broker="auto")
         self.stack = self.demo.stack
         self.children: dict[str, Child] = {}
@@ -379,7 +380,14 @@ class ChaosRun:
         self.children[name] = self.spawners[name]()
 
     def _kill_random(self, exclude: set[str]) -> None:
-        name = self.rng.choice([c for c in COMPONENTS if c not in exclude])
+        # a shuffle bag: every component is killed once, in random order, before any twice, so
+        # even the short run in make test kills each of them
+        if not any(c not in exclude for c in self._bag):
+            fresh = list(COMPONENTS)
+            self.rng.shuffle(fresh)
+            self._bag += fresh
+        name = next(c for c in self._bag if c not in exclude)
+        self._bag.remove(name)
         self.kill(name)
         time.sleep(self.rng.uniform(0.2, 2.0))
         self.restart(name)
