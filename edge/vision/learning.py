@@ -188,7 +188,10 @@ def _evaluate_codes(model: Path | None, split: Path, reader: str, threads: int) 
         "count": score.lines,
         "exact": _num(score.exact_rate if score.lines else math.nan),
         "cer": _num(score.cer if score.chars else math.nan),
-        "version": rec.model.version,
+        # a file loaded by path is "candidate" to the runtime: its ONNX metadata names it
+        "version": rec.session.get_modelmeta().custom_metadata_map.get(
+            "version", rec.model.version
+        ),
     }
 
 
