@@ -32,10 +32,16 @@ from tests.loop.test_training import (
 
 pytestmark = pytest.mark.slow
 
+# The candidate is trained for seconds (TINY_DEFECT, 12 epochs on 80 labeled frames plus a few
+# generated ones): seeded and deterministic on one machine, but a small model whose margin over
+# the blind production model is small (recall minus false freezes ~0.03 on the regression set).
+# A different torch build may land on the other side of the gate; the gate's own rules are
+# tested apart (test_training.py), this test is about the loop's plumbing.
+
 
 def _labeled_dataset(cloud: LoopCloud) -> str:
-    assert upload_defects(cloud, 10) == 50  # every frame labeled through the labels API
-    return snapshot(cloud, val_percent=20, regression_percent=30)
+    assert upload_defects(cloud, 16) == 80  # every frame labeled through the labels API
+    return snapshot(cloud, val_percent=25, regression_percent=30)
 
 
 def _check_released(cloud: LoopCloud, job: dict[str, Any], tmp: Path) -> None:

@@ -8,6 +8,7 @@ blind production defect model, labeled samples uploaded the way edges and labele
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -275,7 +276,6 @@ def test_job_api_refusals(tmp_path: Path) -> None:
         r = cloud.http.get("/v1/training/jobs/99999999999", headers=cloud.login("viewer"))
         assert r.status_code == 422
         # a bad trainer parameter fails the job (TRAINING_FAILED), nothing is released
-        body = {"kind": "defect", "dataset": ds, "params": {"no_such": 1}}
         job = wait_job(cloud, start_job(cloud, "defect", ds, {"no_such": 1}))
         assert job["status"] == "failed" and "unknown training parameter" in job["reason"]
         failed = [a for a in audit_actions(cloud) if a["action"] == "training.failed"]
@@ -304,3 +304,78 @@ def test_worse_codes_candidate_is_rejected_and_never_released(tmp_path: Path) ->
         assert all(name != "ocr.crnn" for name, _ in releases(cloud))
         rejected = [a for a in audit_actions(cloud) if a["action"] == "training.reject"]
         assert rejected and rejected[0]["code"] == "CANDIDATE_REJECTED"
+
+
+def test_train_cli(tmp_path: Path) -> None:
+    """``dockgate cloud train``: start runs an in-process job in the foreground with its
+    progress; list, show, approve and worker answer from the same table."""
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    with training_cloud(f"sqlite:///{tmp_path}/cloud.db", tmp_path) as cloud:
+        upload_defects(cloud, 1)
+        ds = snapshot(cloud)
+        cfg = cloud.svc.config
+        env = {
+            "DOCKGATE_CLOUD_DATABASE_URL": cfg.database_url,
+            "DOCKGATE_CLOUD_ISSUING_DIR": str(cfg.issuing_dir),
+            "DOCKGATE_CLOUD_BLOB_DIR": str(cfg.blob_dir),
+            "DOCKGATE_CLOUD_OTA_DIR": str(cfg.ota_dir),
+            "DOCKGATE_CLOUD_JOBS_DIR": str(cfg.jobs_dir),
+        }
+        runner = CliRunner()
+        bad = runner.invoke(cli, ["cloud", "train", "start", "defect", ds, "--param", "x"], env=env)
+        assert bad.exit_code != 0 and "KEY=VALUE" in bad.output
+        run = runner.invoke(
+            cli, ["cloud", "train", "start", "defect", ds, "--param", "no_such=1"], env=env
+        )
+        assert run.exit_code == 0, run.output
+        assert run.output.startswith("job 1: defect on dataset") and "queue inprocess" in run.output
+        assert "failed" in run.output and "unknown training parameter 'no_such'" in run.output
+        assert (cfg.jobs_dir / "1" / "data" / "manifest.json").is_file()  # exported first
+        listed = runner.invoke(cli, ["cloud", "train", "list", "--json"], env=env)
+        assert json.loads(listed.output.splitlines()[0])["status"] == "failed"
+        shown = runner.invoke(cli, ["cloud", "train", "show", "1"], env=env)
+        assert json.loads(shown.output)["dataset"] == ds
+        missing = runner.invoke(cli, ["cloud", "train", "show", "9"], env=env)
+        assert missing.exit_code != 0 and "no training job 9" in missing.output
+        approve = runner.invoke(cli, ["cloud", "train", "approve", "1"], env=env)
+        assert approve.exit_code != 0 and "not awaiting approval" in approve.output
+        worker = runner.invoke(cli, ["cloud", "train", "worker", "--once"], env=env)
+        assert worker.exit_code != 0 and "not 'procrastinate'" in worker.output
+
+
+def test_console_training_page_is_admin_only(tmp_path: Path) -> None:
+    import re
+
+    import pyotp
+
+    from cloud.auth import add_user
+    from tests.cloud.env import PASSWORD
+
+    with training_cloud(f"sqlite:///{tmp_path}/cloud.db", tmp_path) as cloud:
+        http = cloud.http
+        r = http.get("/console/training", follow_redirects=False)
+        assert r.status_code == 303 and "/console/login" in r.headers["location"]
+        with cloud.svc.sessions.begin() as s:
+            add_user(s, "test", "vic", "viewer", PASSWORD)
+            secret = add_user(s, "test", "ada", "admin", PASSWORD)
+        assert secret
+        http.post("/console/login", data={"username": "vic", "password": PASSWORD})
+        assert http.get("/console/training").status_code == 403
+        body = {"username": "ada", "password": PASSWORD, "totp": pyotp.TOTP(secret).now()}
+        http.post("/console/login", data=body)
+        page = http.get("/console/training")
+        assert page.status_code == 200 and "No training jobs yet." in page.text
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
+        assert csrf
+        form = {"csrf_token": csrf.group(1), "kind": "defect", "dataset": "0" * 12}
+        bad = http.post("/console/training", data=form | {"params": "epochs"})
+        assert bad.status_code == 422 and "use KEY=VALUE" in bad.text
+        unknown = http.post("/console/training", data=form | {"params": "epochs=2"})
+        assert unknown.status_code == 404 and "no dataset" in unknown.text
+        assert "epochs=2" in unknown.text  # the form keeps what was typed
+        r = http.post("/console/training/5/approve", data={"csrf_token": csrf.group(1)})
+        assert r.status_code == 404 and "no training job 5" in r.text
