@@ -116,7 +116,7 @@ def png_bytes(img: np.ndarray) -> bytes:
 
 def label(cloud: LoopCloud, sample: int, body: dict[str, Any]) -> int:
     r = cloud.http.post(f"/v1/samples/{sample}/labels", json=body, headers=cloud.login("labeler"))
-    return r.status_code
+    return int(r.status_code)
 
 
 def upload_defects(cloud: LoopCloud, per_class: int, seed: int = 5) -> int:
