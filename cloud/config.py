@@ -111,6 +111,13 @@ class CloudConfig(NodeSettings):
     training_threads: int = Field(
         1, ge=1, le=64, description="CPU threads a training job may use (the box is shared)"
     )
+    training_stale_s: int = Field(
+        1800,
+        ge=60,
+        le=7 * 86400,
+        description="a queued or running job with no progress for this long is marked failed "
+        "(the process running it was killed) when a training queue starts",
+    )
     auto_rollout: dict[str, bool] = Field(
         {"defect": True, "ocr.crnn": False},
         description="per model name: start the canary rollout of a released candidate at once "

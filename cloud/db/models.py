@@ -418,6 +418,7 @@ class TrainingJob(Base):
     created_by: Mapped[str] = mapped_column(String(80))
     started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(default=None)  # last progress write
     candidate: Mapped[dict[str, Any]] = mapped_column(default=dict)  # file, version, sha256...
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the gate's figures
     version: Mapped[str | None] = mapped_column(String(64), default=None)  # released version

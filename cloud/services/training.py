@@ -30,6 +30,7 @@ imports ``edge.vision.learning`` when it runs, on a worker that has the training
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import importlib
 import shutil
 import threading
@@ -146,6 +147,7 @@ def as_dict(job: TrainingJob) -> dict[str, Any]:
         "created_by": job.created_by,
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
+        "heartbeat_at": _iso(job.heartbeat_at),
         "candidate": job.candidate,
         "evaluation": job.evaluation,
         "version": job.version,
@@ -177,6 +179,7 @@ class Progress:
         with self.svc.sessions.begin() as s:
             job = get(s, self.job_id)
             job.stage, job.step, job.total = stage[:40], int(done), int(total)
+            job.heartbeat_at = utcnow()
 
 
 def _claim(svc: Services, job_id: int) -> TrainingJob | None:
@@ -184,7 +187,8 @@ def _claim(svc: Services, job_id: int) -> TrainingJob | None:
         job = s.get(TrainingJob, job_id, with_for_update=True)
         if job is None or job.status != "queued":
             return None  # already run (a queue's retry) or gone
-        job.status, job.stage, job.started_at = "running", "export", utcnow()
+        job.status, job.stage = "running", "export"
+        job.started_at = job.heartbeat_at = utcnow()
         return job
 
 
@@ -325,8 +329,32 @@ class ProcrastinateQueue:
 TrainingQueue = InProcessQueue | ProcrastinateQueue
 
 
+def recover_stale(svc: Services) -> list[int]:
+    """Mark failed the jobs that have shown no sign of life for ``training_stale_s`` (queued
+    and never started, or running with no progress): the process that held them was killed,
+    and no queue will finish them. Returns their ids."""
+    limit = utcnow() - dt.timedelta(seconds=svc.config.training_stale_s)
+    why = f"no progress for {svc.config.training_stale_s} s: the process running it stopped"
+    stale = []
+    with svc.sessions.begin() as s:  # one transaction: a job that moves meanwhile is not touched
+        query = select(TrainingJob).where(TrainingJob.status.in_(ACTIVE)).order_by(TrainingJob.id)
+        for job in s.execute(query.with_for_update()).scalars():
+            if _aware(job.heartbeat_at or job.created_at) < limit:
+                job.status = job.stage = "failed"
+                job.reason, job.finished_at = why, utcnow()
+                audit(s, "training-job", "training.failed", ErrorCode.TRAINING_FAILED,
+                      job=job.id, reason=why)  # fmt: skip
+                stale.append(job.id)
+    return stale
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 def queue_for(svc: Services) -> TrainingQueue:
-    """The queue the config names."""
+    """The queue the config names (jobs left behind by a killed process are failed first)."""
+    recover_stale(svc)
     if svc.config.training_queue == "procrastinate":
         return ProcrastinateQueue(svc)
     return InProcessQueue(svc)

@@ -224,14 +224,22 @@ def test_gate_rejects_worse_or_equal_and_passes_better() -> None:
     prod = fig(recall=0.0, false_freeze=0.0, accuracy=0.2)
     assert publish.decide(
         "defect",
-        {"regression": {"candidate": fig(recall=0.5, false_freeze=0.1, accuracy=0.3),
-                        "production": prod}},
-    )[0]  # fmt: skip
+        {
+            "regression": {
+                "candidate": fig(recall=0.5, false_freeze=0.1, accuracy=0.3),
+                "production": prod,
+            }
+        },
+    )[0]
     assert not publish.decide(
         "defect",
-        {"regression": {"candidate": fig(recall=0.5, false_freeze=0.6, accuracy=0.9),
-                        "production": prod}},
-    )[0]  # fmt: skip
+        {
+            "regression": {
+                "candidate": fig(recall=0.5, false_freeze=0.6, accuracy=0.9),
+                "production": prod,
+            }
+        },
+    )[0]
 
 
 def test_trainer_params_are_checked() -> None:
@@ -379,3 +387,39 @@ def test_console_training_page_is_admin_only(tmp_path: Path) -> None:
         assert "epochs=2" in unknown.text  # the form keeps what was typed
         r = http.post("/console/training/5/approve", data={"csrf_token": csrf.group(1)})
         assert r.status_code == 404 and "no training job 5" in r.text
+
+
+def test_jobs_of_a_killed_process_are_failed_when_a_queue_starts(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from cloud.db.models import TrainingJob, utcnow
+    from cloud.services import training
+
+    with training_cloud(f"sqlite:///{tmp_path}/cloud.db", tmp_path) as cloud:
+        upload_defects(cloud, 1)
+        ds = snapshot(cloud)
+        old = utcnow() - dt.timedelta(hours=2)
+        with cloud.svc.sessions.begin() as s:  # as a killed service leaves them
+            for status, beat in (("running", old), ("queued", None), ("running", utcnow())):
+                s.add(
+                    TrainingJob(
+                        kind="defect",
+                        model="defect",
+                        dataset_id=ds,
+                        params={},
+                        queue="inprocess",
+                        status=status,
+                        stage=status,
+                        created_by="test",
+                        created_at=old,
+                        heartbeat_at=beat,
+                    )
+                )
+        assert training.recover_stale(cloud.svc) == [1, 2]
+        jobs = {
+            j["id"]: j
+            for j in cloud.http.get("/v1/training/jobs", headers=cloud.login("viewer")).json()
+        }
+        assert jobs[1]["status"] == jobs[2]["status"] == "failed"
+        assert "no progress for 1800 s" in jobs[1]["reason"]
+        assert jobs[3]["status"] == "running"  # it still reports progress: left alone

@@ -33,6 +33,7 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=80), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('candidate', sa.JSON(), nullable=False),
     sa.Column('evaluation', sa.JSON(), nullable=False),
     sa.Column('version', sa.String(length=64), nullable=True),
