@@ -138,6 +138,7 @@ def as_dict(job: TrainingJob) -> dict[str, Any]:
         "dataset": job.dataset_id,
         "params": job.params,
         "queue": job.queue,
+        "queue_job": job.queue_job,  # procrastinate's job id
         "status": job.status,
         "stage": job.stage,
         "step": job.step,

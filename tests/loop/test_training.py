@@ -423,3 +423,42 @@ def test_jobs_of_a_killed_process_are_failed_when_a_queue_starts(tmp_path: Path)
         assert jobs[1]["status"] == jobs[2]["status"] == "failed"
         assert "no progress for 1800 s" in jobs[1]["reason"]
         assert jobs[3]["status"] == "running"  # it still reports progress: left alone
+
+
+@pytest.mark.postgres
+def test_cli_on_procrastinate_queues_and_a_worker_runs(tmp_path: Path, postgres_url: str) -> None:
+    """With training_queue = procrastinate, 'train start' only queues; 'train worker --once'
+    (a real procrastinate worker) runs it. The job fails fast here (a bad setting): this is
+    about the queue; the loop test trains on it."""
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+    from tests.cloud.env import pg_schema
+
+    with (
+        pg_schema(postgres_url) as url,
+        training_cloud(url, tmp_path, training_queue="procrastinate") as cloud,
+    ):
+        upload_defects(cloud, 1)
+        ds = snapshot(cloud)
+        cfg = cloud.svc.config
+        env = {
+            "DOCKGATE_CLOUD_DATABASE_URL": url,
+            "DOCKGATE_CLOUD_TRAINING_QUEUE": "procrastinate",
+            "DOCKGATE_CLOUD_ISSUING_DIR": str(cfg.issuing_dir),
+            "DOCKGATE_CLOUD_BLOB_DIR": str(cfg.blob_dir),
+            "DOCKGATE_CLOUD_OTA_DIR": str(cfg.ota_dir),
+            "DOCKGATE_CLOUD_JOBS_DIR": str(cfg.jobs_dir),
+        }
+        runner = CliRunner()
+        run = runner.invoke(
+            cli, ["cloud", "train", "start", "defect", ds, "--param", "no_such=1"], env=env
+        )
+        assert run.exit_code == 0 and "queue procrastinate" in run.output, run.output
+        listed = runner.invoke(cli, ["cloud", "train", "list", "--json"], env=env)
+        job = json.loads(listed.output.splitlines()[0])
+        assert job["status"] == "queued" and isinstance(job["queue_job"], int)  # procrastinate's
+        worker = runner.invoke(cli, ["cloud", "train", "worker", "--once"], env=env)
+        assert worker.exit_code == 0, worker.output
+        shown = json.loads(runner.invoke(cli, ["cloud", "train", "show", "1"], env=env).output)
+        assert shown["status"] == "failed" and "no_such" in shown["reason"]
