@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from edge.contracts.errors import DESCRIPTIONS, ErrorCode
@@ -20,6 +21,12 @@ def _imports(package: Path) -> set[tuple[Path, str]]:
                 found.add((file, node.module))
             elif isinstance(node, ast.Import):
                 found |= {(file, alias.name) for alias in node.names}
+            elif (  # a module named in a string, for importlib: counts as an import too
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and re.fullmatch(r"edge(\.[a-z_]+)+", node.value)
+            ):
+                found.add((file, node.value))
     return found
 
 
@@ -40,11 +47,31 @@ def test_code_grammar_imports_only_contracts_from_edge() -> None:
             assert module.startswith(SHARED), f"{file} imports {module}"
 
 
+# The one exception, by design: the cloud's training worker runs the trainers (PyTorch, the
+# [train] extra), which live beside the models they train. Only the job runner may load them,
+# lazily, so the API process never imports them.
+TRAINING = {(REPO / "cloud" / "services" / "training.py", "edge.vision.learning")}
+
+
 def test_cloud_ota_and_bridge_use_only_contracts_from_edge() -> None:
     for package in ("cloud", "firmware_bridge"):
         for file, module in _imports(REPO / package):
+            if (file, module) in TRAINING:
+                continue
             if module == "edge" or module.startswith("edge."):
                 assert module.startswith(SHARED), f"{file} imports {module}"
+
+
+def test_the_cloud_api_does_not_load_the_trainers() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cloud.app\n"
+        "print(any(m.startswith(('edge.vision', 'torch')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_every_error_code_is_described_and_in_readme() -> None:
