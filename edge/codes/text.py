@@ -62,6 +62,8 @@ def _last_day(year: int, month: int) -> date:
 
 def _make_date(parts: dict[str, str], today: date | None, day00: bool) -> date:
     named = parts.get("month_name")
+    if named and named not in MONTHS:  # the slot's pattern is per column: "MAN", "JEB" fit it
+        raise _BadValueError(f"{named} is not a month name")
     month = MONTHS.index(named) + 1 if named else int(parts["month"])
     year = int(parts["year"]) if "year" in parts else gs1_year(int(parts["yy"]), today)
     if not 1 <= month <= 12:

@@ -205,3 +205,21 @@ def test_validate_field_rejects(name: str, value: str) -> None:
     with pytest.raises(DockgateError) as info:
         validate_field(name, value)
     assert info.value.code is ErrorCode.CODE_INVALID
+
+
+def test_a_month_name_that_only_fits_the_pattern_is_code_invalid() -> None:
+    # the month-name slot is matched column by column, so "MAN" or "JEB" fit it (an OCR misread
+    # of RapidOCR's once crashed parse_text here with a ValueError)
+    import itertools
+
+    from edge.codes.grammar import MONTHS, SLOT_KINDS
+
+    cols = SLOT_KINDS["month_name"].positions
+    assert cols is not None
+    for letters in itertools.product(*cols):
+        name = "".join(letters)
+        result = parse_text(f"BEST BY {name} 2027", today=date(2026, 12, 6))
+        if name in MONTHS:
+            assert not result.errors, name
+        else:
+            assert [i.code for i in result.errors] == [ErrorCode.CODE_INVALID], name
