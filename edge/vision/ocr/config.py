@@ -17,6 +17,12 @@ class OcrConfig(StrictModel):
         le=0.9999,
         description="confidence from which a read is ACCEPTED; below it a parsed read is REVIEW",
     )
+    # ppocr stays the default after crnn-2026.12.06-s3. bench/ocr.py, 600 frames, one run:
+    # PP-OCR 18.0 % ASN cartons ACCEPTED and right, 6.3 % without ASN, 3 wrong, 107 CPU ms per
+    # frame; cascade 24.5 % / 8.2 %, 1 wrong, 110 ms; CRNN alone 20.0 % / 1.2 %, 1 wrong, 32 ms.
+    # But the CRNN never saw artwork text in training: it reads "KEEP DRY" as a lot-like line,
+    # which in cascade outvotes PP-OCR's right read (tests/ocr/test_reader.py), and its
+    # confidences are not calibrated (a clean label without an ASN is REVIEW).
     recognizer: Literal["ppocr", "crnn", "both", "cascade"] = Field(
         "ppocr",
         description="line recogniser: PP-OCRv6 small (ocr.rec), Dockgate's own CRNN "
