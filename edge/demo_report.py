@@ -83,9 +83,7 @@ def _synced(run: Demo, wait_s: float = 30.0) -> tuple[list[dict[str, Any]], int]
         time.sleep(0.5)
 
 
-def _samples(
-    run: Demo, stall_s: float = 30.0, cap_s: float = 600.0
-) -> tuple[str, bool | None]:
+def _samples(run: Demo, stall_s: float = 30.0, cap_s: float = 600.0) -> tuple[str, bool | None]:
     """The low-confidence samples the node kept and what the cloud stored of them (read from the
     cloud's database: rows and distinct image blobs), once the uploader has caught up.
 
@@ -176,7 +174,7 @@ def report(run: Demo, console: Console) -> bool:
         console.print(f"[red]wrong read[/red] {line}")
     if s.false_freezes:
         console.print(
-            "[yellow]note:[/yellow] the defect model flags undamaged, smudged carton faces as "
-            "damaged (a known model issue); these cartons are frozen or held for QA, not lost."
+            "[yellow]note:[/yellow] the defect model flagged undamaged cartons as damaged (it "
+            "is not yet accurate, see README Figures); they are frozen or held for QA, not lost."
         )
     return all(ok is not False for _, _, ok in rows)
