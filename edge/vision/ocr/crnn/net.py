@@ -33,6 +33,7 @@ class CrnnNet(nn.Module):
         self, n_classes: int, channels: tuple[int, ...] = CHANNELS, hidden: int = HIDDEN
     ) -> None:
         super().__init__()
+        self.spec = (n_classes, tuple(channels), hidden)  # what rebuilds it (export child)
         if HEIGHT != 32 or STRIDE != 4:
             raise ValueError("the conv stack is laid out for 32-row input and 4 columns per frame")
         c1, c2, c3, c4, c5 = channels

@@ -242,7 +242,39 @@ def _fit(
 
 
 def export_onnx(net: CrnnNet, path: Path, meta: dict[str, str]) -> None:
-    """ONNX opset 17, dynamic batch and width; the contract goes into the metadata."""
+    """ONNX opset 17, dynamic batch and width; the contract goes into the metadata.
+
+    The export runs in a fresh Python process: after another torch.export in the same process
+    (a cloud training worker running jobs one after the other, or the test suite), torch 2.13
+    fails to solve the width's constraints ("cannot be solved using
+    solve_univariate_inequality"), and resetting dynamo does not clear it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        blob = Path(tmp) / "net.pt"
+        torch.save({"spec": list(net.spec), "state": net.state_dict(), "meta": meta}, blob)
+        code = (
+            "import sys; from edge.vision.ocr.crnn.train import _export_file as e; e(*sys.argv[1:])"
+        )
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
+            [sys.executable, "-c", code, str(blob), str(path)], capture_output=True, text=True
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"ONNX export failed: {done.stderr[-3000:]}")
+
+
+def _export_file(blob: str, path: str) -> None:
+    """The export child: rebuild the net from ``blob`` and export it to ``path``."""
+    saved = torch.load(blob, weights_only=True)
+    n_classes, channels, hidden = saved["spec"]
+    net = CrnnNet(n_classes, tuple(channels), hidden)
+    net.load_state_dict(saved["state"])
+    _export_in_process(net, Path(path), saved["meta"])
+
+
+def _export_in_process(net: CrnnNet, path: Path, meta: dict[str, str]) -> None:
     net.eval()
     try:  # the exporter's optimiser draws tqdm bars: no monitor thread may outlive the export
         import tqdm
