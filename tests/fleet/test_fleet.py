@@ -225,7 +225,10 @@ def test_shadow_then_device_rollbacks(pg_cloud: FleetCloud, tmp_path: Path) -> N
     check sends it back to A on its own; the cloud records the refusals and never assigns that
     version to those devices again, so none downloads it twice."""
     cloud = pg_cloud
-    with running_fleet(cloud, tmp_path, 12) as fleet:
+    # 15 % of cartons are hard, and the faulty release errs on each. A probation of 40 cartons
+    # (the simulator's default) passed a canary with <= 2 errors about 5 % of the time, and with
+    # 6 canaries a CI rehearsal saw one stay on the faulty release; 200 cartons make that ~1e-4
+    with running_fleet(cloud, tmp_path, 12, probation_observations=200) as fleet:
         fleet.wait_until("every device on A", lambda: fleet.on(A), 60)
         cloud.release(C, "bad")
         shadow = spec(
