@@ -73,6 +73,24 @@ def read_manifest(models_dir: Path = MODELS_DIR) -> dict[str, ModelEntry]:
         ) from None
 
 
+def write_manifest_entry(manifest: Path, key: str, entry: Mapping[str, Any]) -> None:
+    """Set one model's entry in ``manifest`` (the others untouched), atomically: a reader never
+    sees a half-written file. Creates the manifest if it does not exist."""
+    import os
+    import tempfile
+
+    data: dict[str, Any] = {"schema": 1, "models": {}}
+    if manifest.exists():
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    data.setdefault("models", {})[key] = dict(entry)
+    fd, tmp = tempfile.mkstemp(dir=manifest.parent, prefix=".manifest.", suffix=".part")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+    os.chmod(tmp, 0o644)
+    Path(tmp).replace(manifest)
+
+
 def _entry(models_dir: Path, name: str, raw: Mapping[str, Any]) -> ModelEntry:
     known = {"file", "version", "sha256", "bytes"}
     sha = str(raw["sha256"]).lower()

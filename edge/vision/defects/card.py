@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from edge.vision.defects.evaluate import Evaluation
 from edge.vision.defects.metrics import format_confusion, pr_curve
 from edge.vision.defects.train import TrainResult
+from edge.vision.session import write_manifest_entry
 
 MANIFEST_KEY = "defect"
 
@@ -140,22 +138,17 @@ def write_card(result: TrainResult) -> Path:
 
 def update_manifest(manifest: Path, result: TrainResult) -> None:
     """Set the manifest's ``defect`` entry (other entries untouched), atomically."""
-    data: dict[str, Any] = {"schema": 1, "models": {}}
-    if manifest.exists():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
     rel = result.onnx_path.resolve().relative_to(manifest.parent.resolve())
-    data.setdefault("models", {})[MANIFEST_KEY] = {
-        "file": rel.as_posix(),
-        "version": result.version,
-        "sha256": result.sha256,
-        "bytes": result.size,
-        "kind": "defect-classifier",
-        "input": f"1x3x{result.config.input_height}x{result.config.input_width} RGB float [0,1]",
-        "card": (rel.parent / "MODEL_CARD.md").as_posix(),
-    }
-    fd, tmp = tempfile.mkstemp(dir=manifest.parent, prefix=".manifest.", suffix=".part")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    Path(tmp).replace(manifest)
+    write_manifest_entry(
+        manifest,
+        MANIFEST_KEY,
+        {
+            "file": rel.as_posix(),
+            "version": result.version,
+            "sha256": result.sha256,
+            "bytes": result.size,
+            "kind": "defect-classifier",
+            "input": f"1x3x{result.config.input_height}x{result.config.input_width} RGB float [0,1]",
+            "card": (rel.parent / "MODEL_CARD.md").as_posix(),
+        },
+    )

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from edge.vision.ocr.crnn.charset import CHARACTERS, CHARSET
 from edge.vision.ocr.crnn.metrics import LineScore
 from edge.vision.ocr.crnn.prep import HEIGHT, STRIDE
 from edge.vision.ocr.crnn.train import TrainResult
+from edge.vision.session import write_manifest_entry
 
 MANIFEST_KEY = "ocr.crnn"
 
@@ -147,25 +145,20 @@ def write_card(result: TrainResult) -> Path:
 
 def update_manifest(manifest: Path, result: TrainResult) -> None:
     """Set the manifest's ``ocr.crnn`` entry (other entries untouched), atomically."""
-    data: dict[str, Any] = {"schema": 1, "models": {}}
-    if manifest.exists():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
     rel = result.onnx_path.resolve().relative_to(manifest.parent.resolve())
-    data.setdefault("models", {})[MANIFEST_KEY] = {
-        "file": rel.as_posix(),
-        "version": result.version,
-        "sha256": result.sha256,
-        "bytes": result.size,
-        "kind": "ocr-recognizer",
-        "license": "LicenseRef-Proprietary (Dockgate; trained here on generated data)",
-        "input": f"x: N x 1 x {HEIGHT} x W float32, grey/127.5 - 1, W a multiple of {STRIDE}",
-        "output": f"N x W/{STRIDE} x {len(CHARSET)} softmax; class 0 = CTC blank, "
-        "metadata 'character' lists the others",
-        "card": (rel.parent / "MODEL_CARD.md").as_posix(),
-    }
-    fd, tmp = tempfile.mkstemp(dir=manifest.parent, prefix=".manifest.", suffix=".part")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    Path(tmp).replace(manifest)
+    write_manifest_entry(
+        manifest,
+        MANIFEST_KEY,
+        {
+            "file": rel.as_posix(),
+            "version": result.version,
+            "sha256": result.sha256,
+            "bytes": result.size,
+            "kind": "ocr-recognizer",
+            "license": "LicenseRef-Proprietary (Dockgate; trained here on generated data)",
+            "input": f"x: N x 1 x {HEIGHT} x W float32, grey/127.5 - 1, W a multiple of {STRIDE}",
+            "output": f"N x W/{STRIDE} x {len(CHARSET)} softmax; class 0 = CTC blank, "
+            "metadata 'character' lists the others",
+            "card": (rel.parent / "MODEL_CARD.md").as_posix(),
+        },
+    )
