@@ -113,12 +113,15 @@ def _error(
     return _page(request, "error.html", context, who, status)
 
 
-def _below_viewer(request: Request, who: tuple[auth.Caller, str]) -> HTMLResponse | None:
-    """The fleet, release and rollout pages need at least the viewer role: a labeler's account
-    sees only the labeling page (least privilege)."""
-    if auth.ROLES.index(who[0].role) < auth.ROLES.index("viewer"):
-        return _error(request, ErrorCode.FORBIDDEN, "needs role viewer", who)
-    return None
+def _viewer(request: Request, role: str = "viewer") -> Who | Response:
+    """The signed-in person holding at least ``role``, or the answer to send instead: the login
+    page, or FORBIDDEN (a labeler's account sees only the labeling page: least privilege)."""
+    who = _caller(request)
+    if who is None:
+        return _login_redirect(request)
+    if auth.ROLES.index(who[0].role) < auth.ROLES.index(role):
+        return _error(request, ErrorCode.FORBIDDEN, f"needs role {role}", who)
+    return who
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
@@ -242,11 +245,9 @@ async def logout(request: Request) -> Response:
 # -- pages -----------------------------------------------------------------------------------
 @router.get("/fleet", response_class=HTMLResponse)
 def fleet_page(request: Request) -> Response:
-    who = _caller(request)
-    if who is None:
-        return _login_redirect(request)
-    if (denied := _below_viewer(request, who)) is not None:
-        return denied
+    who = _viewer(request)
+    if not isinstance(who, tuple):
+        return who
     svc = _svc(request)
     now = utcnow()
     online_s = max(3 * svc.config.ota_poll_s, 60.0)
@@ -283,11 +284,9 @@ def fleet_page(request: Request) -> Response:
 
 @router.get("/releases", response_class=HTMLResponse)
 def releases_page(request: Request) -> Response:
-    who = _caller(request)
-    if who is None:
-        return _login_redirect(request)
-    if (denied := _below_viewer(request, who)) is not None:
-        return denied
+    who = _viewer(request)
+    if not isinstance(who, tuple):
+        return who
     svc = _svc(request)
     with svc.sessions.begin() as s:
         service.sync_releases(s, repository_dir(request))
@@ -312,11 +311,9 @@ def releases_page(request: Request) -> Response:
 
 @router.get("/rollouts", response_class=HTMLResponse)
 def rollouts_page(request: Request) -> Response:
-    who = _caller(request)
-    if who is None:
-        return _login_redirect(request)
-    if (denied := _below_viewer(request, who)) is not None:
-        return denied
+    who = _viewer(request)
+    if not isinstance(who, tuple):
+        return who
     with _svc(request).reader() as s:
         rows = s.execute(select(RolloutRow).order_by(RolloutRow.created_at.desc())).scalars()
         items = [rollout_summary(r) for r in rows]
@@ -349,11 +346,9 @@ def _new_form(
 
 @router.get("/rollouts/new", response_class=HTMLResponse)
 def new_rollout_form(request: Request) -> Response:
-    who = _caller(request)
-    if who is None:
-        return _login_redirect(request)
-    if who[0].role != "admin":
-        return _error(request, ErrorCode.FORBIDDEN, "needs role admin", who)
+    who = _viewer(request, "admin")
+    if not isinstance(who, tuple):
+        return who
     with _svc(request).sessions.begin() as s:
         service.sync_releases(s, repository_dir(request))
     values = {
@@ -442,11 +437,9 @@ def _raw_values(form: Any) -> dict[str, Any]:
 
 @router.get("/rollouts/{rollout_id}", response_class=HTMLResponse)
 def rollout_page(request: Request, rollout_id: str) -> Response:
-    who = _caller(request)
-    if who is None:
-        return _login_redirect(request)
-    if (denied := _below_viewer(request, who)) is not None:
-        return denied
+    who = _viewer(request)
+    if not isinstance(who, tuple):
+        return who
     with _svc(request).reader() as s:
         row = s.get(RolloutRow, rollout_id)
         if row is None:

@@ -14,7 +14,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from cloud.console.pages import Who, _caller, _check_post, _error, _iso, _login_redirect, _page
+from cloud.console.pages import (
+    Who,
+    _check_post,
+    _error,
+    _iso,
+    _page,
+    _viewer,
+)
 from cloud.problems import STATUS
 from cloud.routers.training import JobId, start_job
 from cloud.services import datasets, publish, training
@@ -59,10 +66,8 @@ def _render(
 
 @router.get("/training", response_class=HTMLResponse)
 def training_page(request: Request) -> Response:
-    who = _caller(request)
-    if who is None:
-        return _login_redirect(request)
-    return _not_admin(request, who) or _render(request, who)
+    who = _viewer(request, "admin")
+    return _render(request, who) if isinstance(who, tuple) else who
 
 
 @router.post("/training", response_class=HTMLResponse)
