@@ -139,6 +139,7 @@ def write_card(result: TrainResult) -> Path:
 def update_manifest(manifest: Path, result: TrainResult) -> None:
     """Set the manifest's ``defect`` entry (other entries untouched), atomically."""
     rel = result.onnx_path.resolve().relative_to(manifest.parent.resolve())
+    height, width = result.config.input_height, result.config.input_width
     write_manifest_entry(
         manifest,
         MANIFEST_KEY,
@@ -148,7 +149,7 @@ def update_manifest(manifest: Path, result: TrainResult) -> None:
             "sha256": result.sha256,
             "bytes": result.size,
             "kind": "defect-classifier",
-            "input": f"1x3x{result.config.input_height}x{result.config.input_width} RGB float [0,1]",
+            "input": f"1x3x{height}x{width} RGB float [0,1]",
             "card": (rel.parent / "MODEL_CARD.md").as_posix(),
         },
     )
