@@ -9,15 +9,12 @@ with who and the box in image pixels. The screenshot goes to artifacts/console/l
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from cloud.auth import add_user
@@ -27,39 +24,22 @@ from fixtures.defects.domains import TRAIN
 from fixtures.defects.face import render_face
 from tests.cloud.env import PASSWORD
 from tests.loop.env import LoopCloud, loop_cloud
+from tests.support.browser import chromium, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 
 @pytest.fixture
 def served(tmp_path: Path, port: int) -> Iterator[tuple[str, LoopCloud]]:
     with loop_cloud(f"sqlite:///{tmp_path}/cloud.db", tmp_path) as env:
-        server = uvicorn.Server(
-            uvicorn.Config(env.http.app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, name="label-uvicorn")
-        thread.start()
-        try:
-            deadline = time.monotonic() + 15
-            while not server.started and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert server.started
-            yield f"http://127.0.0.1:{port}", env
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
+        with serve(env.http.app, port, "label-uvicorn") as url:
+            yield url, env
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def encode(bgr: object) -> bytes:

@@ -7,7 +7,6 @@ code, looks at the fleet, the releases and the rollout (gates, charts), pauses i
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +14,14 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from cloud.auth import add_user
 from tests.cloud.env import PASSWORD
 from tests.rollouts_cloud.env import A, B, RolloutEnv, good, rollout_env
+from tests.support.browser import chromium, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 STAGES = [
     {"name": "canary", "percent": 15, "devices": ["edge-000"], "min_soak_s": 3600},
     {"name": "half", "percent": 50, "min_soak_s": 3600},
@@ -35,30 +32,14 @@ STAGES = [
 @pytest.fixture
 def served(tmp_path: Path, repo_template: Path, port: int) -> Iterator[tuple[str, RolloutEnv]]:
     with rollout_env(f"sqlite:///{tmp_path}/cloud.db", tmp_path, repo_template) as env:
-        app = env.cloud.http.app
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="console-uvicorn")
-        thread.start()
-        try:
-            deadline = time.monotonic() + 15
-            while not server.started and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert server.started
-            yield f"http://127.0.0.1:{port}", env
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
+        with serve(env.cloud.http.app, port, "console-uvicorn") as url:
+            yield url, env
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def shot(page: Page, out: Path, name: str) -> None:
