@@ -91,6 +91,25 @@ def write_manifest_entry(manifest: Path, key: str, entry: Mapping[str, Any]) -> 
     Path(tmp).replace(manifest)
 
 
+def seal_onnx(exported: Path, path: Path, meta: Mapping[str, str], producer: str) -> None:
+    """Turn a freshly exported ONNX file into a shipped one: the model contract in its metadata
+    (replacing the exporter's), the producer's name, ONNX's checker, then an atomic move to
+    ``path`` so readers never see a half-written model. ``exported`` is removed."""
+    import onnx
+
+    proto = onnx.load(str(exported))
+    exported.unlink()
+    del proto.metadata_props[:]
+    for key, value in sorted(meta.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = producer
+    onnx.checker.check_model(proto)
+    part = path.with_suffix(".onnx.part")
+    onnx.save(proto, str(part))
+    part.replace(path)
+
+
 def _entry(models_dir: Path, name: str, raw: Mapping[str, Any]) -> ModelEntry:
     known = {"file", "version", "sha256", "bytes"}
     sha = str(raw["sha256"]).lower()

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 # OpenMP worker threads spin while waiting by default; on 2 cores shared with other work a
 # spinning thread steals the core its partner needs (measured: one step 4x slower). Must be
@@ -40,6 +39,7 @@ from edge.vision.defects.data import (
 from edge.vision.defects.evaluate import Evaluation, evaluate_frames, scores_onnx
 from edge.vision.defects.metrics import choose_thresholds
 from edge.vision.defects.net import DefectNet
+from edge.vision.session import seal_onnx
 
 log = logging.getLogger(__name__)
 CLASSES = ("ok", "crack", "crush", "tear", "wet")
@@ -209,17 +209,7 @@ def export_onnx(model: DefectNet, path: Path, cfg: TrainConfig, meta: dict[str, 
         opset_version=17,
         dynamo=False,
     )
-    proto = onnx.load(str(tmp))
-    tmp.unlink()
-    del proto.metadata_props[:]
-    for key, value in sorted(meta.items()):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "dockgate-train-defect"
-    onnx.checker.check_model(proto)
-    part = path.with_suffix(".onnx.part")
-    onnx.save(proto, str(part))
-    part.replace(path)  # readers never see a half-written model
+    seal_onnx(tmp, path, meta, "dockgate-train-defect")
 
 
 def _cpu_seconds() -> float:

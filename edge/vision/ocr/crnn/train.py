@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import onnx
 
 # OpenMP workers spin while waiting by default; on 2 shared cores that steals the partner's
 # core. Must be set before torch starts its thread pool.
@@ -47,6 +46,7 @@ from edge.vision.ocr.crnn.data import (
 from edge.vision.ocr.crnn.metrics import LineScore, greedy_text, score_lines
 from edge.vision.ocr.crnn.net import CHANNELS, HIDDEN, CrnnNet, SoftmaxWrapper
 from edge.vision.ocr.crnn.prep import HEIGHT, STRIDE, Gray, batch_input
+from edge.vision.session import seal_onnx
 
 log = logging.getLogger(__name__)
 ONNX_NAME = "crnn_codes.onnx"
@@ -300,17 +300,7 @@ def _export_in_process(net: CrnnNet, path: Path, meta: dict[str, str]) -> None:
         external_data=False,
         verbose=False,
     )
-    proto = onnx.load(str(tmp))
-    tmp.unlink()
-    del proto.metadata_props[:]
-    for key, value in sorted(meta.items()):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "dockgate-train-codes"
-    onnx.checker.check_model(proto)
-    part = path.with_suffix(".onnx.part")
-    onnx.save(proto, str(part))
-    part.replace(path)  # readers never see a half-written model
+    seal_onnx(tmp, path, meta, "dockgate-train-codes")
 
 
 def onnx_max_diff(net: CrnnNet, path: Path, lines: Sequence[Gray]) -> float:
