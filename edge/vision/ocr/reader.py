@@ -109,9 +109,12 @@ class Reader:
         *,
         models_dir: Path = MODELS_DIR,
         samples: SampleStore | None = None,
+        crnn: LineRecognizer | None = None,
     ) -> None:
+        """``crnn`` replaces the manifest's CRNN (a model installed over the air, see
+        edge/runtime/ota.py); it is used only where ``config.recognizer`` asks for the CRNN."""
         self.config = config or OcrConfig()
-        self.recognizers = _recognizers(self.config, models_dir)
+        self.recognizers = _recognizers(self.config, models_dir, crnn)
         self.recognizer = self.recognizers[0]
         self.decoder = Decoder(
             self.recognizer.charset,
@@ -443,7 +446,9 @@ def _sample_crop(image: npt.NDArray[np.uint8], located: Located) -> npt.NDArray[
     return crop if crop.size else image
 
 
-def _recognizers(config: OcrConfig, models_dir: Path) -> list[LineRecognizer]:
+def _recognizers(
+    config: OcrConfig, models_dir: Path, crnn: LineRecognizer | None = None
+) -> list[LineRecognizer]:
     """The configured recognisers, first the one whose charset the decoder uses."""
     pp: list[LineRecognizer] = []
     if config.recognizer != "crnn":
@@ -452,7 +457,8 @@ def _recognizers(config: OcrConfig, models_dir: Path) -> list[LineRecognizer]:
         return pp
     from edge.vision.ocr.crnn.runtime import CrnnRecognizer
 
-    crnn = CrnnRecognizer(threads=config.threads, models_dir=models_dir)
+    if crnn is None:
+        crnn = CrnnRecognizer(threads=config.threads, models_dir=models_dir)
     if not pp:
         return [crnn]
     # both and cascade: the CRNN reads first (its text is the text key; in a cascade PP-OCR
