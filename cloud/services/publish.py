@@ -33,6 +33,7 @@ from typing import Any
 from cloud.db.models import TrainingJob, utcnow
 from cloud.deps import Services
 from cloud.rollouts import service
+from cloud.rollouts.gates import GateThresholds
 from cloud.rollouts.plan import RolloutSpec, Stage
 from cloud.services.audit import audit
 from cloud.services.training import get, learning
@@ -216,10 +217,37 @@ def start_rollout(svc: Services, s: Any, job: TrainingJob, actor: str) -> str | 
             )
             for name, pct in (("canary", 10.0), ("half", 50.0), ("all", 100.0))
         ],
+        gates=thresholds(job.kind, job.evaluation),
     )
     row = service.create_rollout(s, actor, spec, None, repo)
     job.rollout_id, job.status, job.stage = row.id, "rolling_out", "rolling_out"
     return row.id
+
+
+def thresholds(kind: str, evaluation: dict[str, Any]) -> GateThresholds:
+    """The rollout gates for a candidate the gate found better.
+
+    A defect candidate that catches more damage than production freezes more cartons in the
+    field: its defect rate rises by up to the share of damaged cartons times its recall gain,
+    plus its false-freeze change. The prevalence is unknown, so the upper drift bound grows by
+    the whole gain measured on the judged splits (the largest), on top of the usual bound; a
+    fall in the defect rate (the candidate missing damage) keeps the usual, symmetric bound.
+    """
+    base = GateThresholds()
+    if kind != "defect":
+        return base
+    gain = 0.0
+    for row in evaluation.get("splits", {}).values():
+        cand, prod = row.get("candidate", {}), row.get("production", {})
+        if not cand.get("count"):
+            continue
+        recall = (cand.get("recall") or 0.0) - (prod.get("recall") or 0.0)
+        freeze = (cand.get("false_freeze") or 0.0) - (prod.get("false_freeze") or 0.0)
+        gain = max(gain, max(recall, 0.0) + max(freeze, 0.0))
+    if gain <= 0.0:
+        return base
+    up = min(1.0, base.max_defect_rate_drift + gain)
+    return base.model_copy(update={"max_defect_rate_increase": round(up, 6)})
 
 
 def approve(svc: Services, job_id: int, actor: str) -> TrainingJob:

@@ -119,6 +119,29 @@ def test_each_gate_fails_on_its_own_figure(change: dict[str, float], gate: str) 
     assert failed == [gate]
 
 
+def drift(defects: int, limits: GateThresholds) -> Verdict:
+    results = evaluate(GOOD.model_copy(update={"defects": defects}), GOOD, limits)
+    return next(r.verdict for r in results if r.gate == "defect_rate_drift")
+
+
+def test_defect_rate_allowance_widens_only_the_upper_side() -> None:
+    # A: 25/500 = 5 % defects. Usual bound: +-5 points either way.
+    usual = GateThresholds()
+    assert drift(49, usual) is Verdict.PASSED  # 9.8 %
+    assert drift(51, usual) is Verdict.FAILED  # 10.2 %
+    assert drift(0, usual) is Verdict.PASSED  # 0 %: -5 points, on the bound
+    # a retrained model that catches more damage: +20 points allowed, a fall still only -5
+    wide = GateThresholds(max_defect_rate_increase=0.20)
+    assert drift(120, wide) is Verdict.PASSED  # 24 %
+    assert drift(130, wide) is Verdict.FAILED  # 26 %
+    assert drift(0, wide) is Verdict.PASSED
+    fewer = GOOD.model_copy(update={"defects": 100})
+    low = fewer.model_copy(update={"defects": 70})  # 14 % against A's 20 %: -6 points
+    result = next(r for r in evaluate(low, fewer, wide) if r.gate == "defect_rate_drift")
+    assert result.verdict is Verdict.FAILED
+    assert result.limit == pytest.approx(0.15)  # the bound on the side it moved to
+
+
 def test_operator_approval_pause_resume_and_abort_are_audited() -> None:
     rollout = Rollout(spec(auto_promote=False), T0)
     rollout.tick(T0 + timedelta(seconds=600), GOOD, GOOD)
