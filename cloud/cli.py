@@ -389,6 +389,7 @@ def train_list(config_path: Path | None, as_json: bool) -> None:
 
     svc = Services.from_config(_config(config_path))
     try:
+        training.recover_stale(svc)  # a job whose process is gone is not shown running
         with svc.reader() as s:
             rows = [training.as_dict(j) for j in training.listing(s)]
     finally:
@@ -406,6 +407,7 @@ def train_show(config_path: Path | None, job_id: int) -> None:
 
     svc = Services.from_config(_config(config_path))
     try:
+        training.recover_stale(svc)
         with svc.reader() as s:
             row = training.as_dict(training.get(s, job_id))
     except DockgateError as exc:

@@ -419,6 +419,9 @@ class TrainingJob(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(default=None)  # last progress write
+    # the process that claimed it, "host boot-id pid start-ticks": a restart on the same host can
+    # tell a job whose process is gone at once instead of waiting for the stale timeout
+    worker: Mapped[str | None] = mapped_column(String(160), default=None)
     candidate: Mapped[dict[str, Any]] = mapped_column(default=dict)  # file, version, sha256...
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the gate's figures
     version: Mapped[str | None] = mapped_column(String(64), default=None)  # released version

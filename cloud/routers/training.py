@@ -38,6 +38,8 @@ def training_queue(app: Any) -> training.TrainingQueue:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # jobs a killed process left running show as failed from the first page view on
+    await run_in_threadpool(training.recover_stale, app.state.services)
     try:
         yield
     finally:

@@ -32,7 +32,9 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import importlib
+import os
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
@@ -190,6 +192,7 @@ def _claim(svc: Services, job_id: int) -> TrainingJob | None:
             return None  # already run (a queue's retry) or gone
         job.status, job.stage = "running", "export"
         job.started_at = job.heartbeat_at = utcnow()
+        job.worker = worker_id()
         return job
 
 
@@ -331,22 +334,66 @@ TrainingQueue = InProcessQueue | ProcrastinateQueue
 
 
 def recover_stale(svc: Services) -> list[int]:
-    """Mark failed the jobs that have shown no sign of life for ``training_stale_s`` (queued
-    and never started, or running with no progress): the process that held them was killed,
-    and no queue will finish them. Returns their ids."""
+    """Mark failed the jobs no queue will finish, and return their ids: a running job whose
+    process is gone (it ran on this host, and that process no longer exists: killed, or the
+    host rebooted), at once; and any job, queued or running, on any host, that has shown no
+    sign of life for ``training_stale_s``."""
     limit = utcnow() - dt.timedelta(seconds=svc.config.training_stale_s)
-    why = f"no progress for {svc.config.training_stale_s} s: the process running it stopped"
     stale = []
     with svc.sessions.begin() as s:  # one transaction: a job that moves meanwhile is not touched
         query = select(TrainingJob).where(TrainingJob.status.in_(ACTIVE)).order_by(TrainingJob.id)
         for job in s.execute(query.with_for_update()).scalars():
-            if _aware(job.heartbeat_at or job.created_at) < limit:
-                job.status = job.stage = "failed"
-                job.reason, job.finished_at = why, utcnow()
-                audit(s, "training-job", "training.failed", ErrorCode.TRAINING_FAILED,
-                      job=job.id, reason=why)  # fmt: skip
-                stale.append(job.id)
+            if job.status == "running" and job.worker and worker_gone(job.worker):
+                pid = job.worker.split()[2]
+                why = f"the process running it (pid {pid} on this host) is gone"
+            elif _aware(job.heartbeat_at or job.created_at) < limit:
+                why = f"no progress for {svc.config.training_stale_s} s: the process running it"
+                why += " stopped"
+            else:
+                continue
+            job.status = job.stage = "failed"
+            job.reason, job.finished_at = why, utcnow()
+            audit(s, "training-job", "training.failed", ErrorCode.TRAINING_FAILED,
+                  job=job.id, reason=why)  # fmt: skip
+            stale.append(job.id)
     return stale
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "-"
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks after boot (field 22 of /proc/PID/stat): with
+    the pid it names one process, even after the pid is reused. None when there is no such pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # fields after "(comm)" start at field 3
+
+
+def worker_id() -> str:
+    """This process, as :func:`worker_gone` can later recognise it: host, boot, pid, start."""
+    pid = os.getpid()
+    return f"{socket.gethostname()} {_boot_id()} {pid} {_start_ticks(pid) or '-'}"[:160]
+
+
+def worker_gone(worker: str) -> bool:
+    """Whether the process ``worker`` (from :func:`worker_id`) surely no longer exists. Only a
+    process of this host can be known gone; one of another host (a procrastinate worker
+    elsewhere) is left to the stale timeout."""
+    parts = worker.split()
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[2].isdigit():
+        return False
+    if parts[1] == "-" or parts[3] == "-":
+        return False  # no /proc to tell by
+    if parts[1] != _boot_id():
+        return True  # this host has rebooted since
+    return _start_ticks(int(parts[2])) != parts[3]
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
