@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from edge.agv.config import AgvConfig
 from edge.camera.settings import CameraConfig
@@ -90,6 +90,19 @@ class EdgeConfig(NodeSettings):
     gate: GateConfig = Field(GateConfig(), description="booking and sorting at the gate")
     pipeline: PipelineConfig = Field(PipelineConfig(), description="stages and back-pressure")
     ota: OtaConfig = Field(OtaConfig(), description="signed model updates (ota/)")
+
+    @field_validator("ota")
+    @classmethod
+    def _crnn_release_must_matter(cls, ota: OtaConfig, info: ValidationInfo) -> OtaConfig:
+        """A CRNN kept up to date over the air while the reader uses PP-OCR only: every CRNN
+        release would be downloaded and installed and change nothing the line reads."""
+        ocr = info.data.get("ocr")
+        if "ocr.crnn" in ota.models and isinstance(ocr, OcrConfig) and ocr.recognizer == "ppocr":
+            raise ValueError(
+                "ota.models lists 'ocr.crnn' but ocr.recognizer = 'ppocr' never runs the CRNN: "
+                "set ocr.recognizer to crnn, both or cascade, or drop 'ocr.crnn' from ota.models"
+            )
+        return ota
 
 
 def load_edge_config(path: Path | None = None) -> EdgeConfig:

@@ -77,10 +77,17 @@ class EdgeNode:
 
         def on_pair(model: str, ok: bool) -> None:
             self.metrics.scan_pairs.labels(model, "agree" if ok else "disagree").inc()
-            if self.ota is not None:
-                self.ota.on_pair(model, ok)
 
-        self.agreement = AgreementTracker(ledger_recorder(self.ledger), on_pair=on_pair)
+        to_ledger = ledger_recorder(self.ledger)
+
+        def record(observation: dict[str, Any]) -> None:
+            to_ledger(observation)
+            agree = observation.get("agree")
+            if self.ota is not None and agree is not None:
+                # by carton: the pair goes to the model versions that read and checked it
+                self.ota.on_pair(observation.get("carton_id"), bool(agree))
+
+        self.agreement = AgreementTracker(record, on_pair=on_pair)
         self.supervisor.add("agreement", lambda: AgreementWorker(self.bus, self.agreement))
         self.supervisor.start()
         self._stops.append(self.supervisor.stop)
@@ -124,19 +131,27 @@ class EdgeNode:
         # the reader writes its samples behind the inference thread (edge/runtime/sample_writer)
         writer = components.reader_sample_store(cfg)
         self._stops.append(writer.close)
-        self.reader = Reader(cfg.ocr, samples=writer)
         defect, freeze, review = None, 1.0, 1.0
         self.ota: Any | None = None
-        if cfg.defects.enabled and cfg.ota.enabled and "defect" in cfg.ota.models:
-            from edge.runtime.ota import NodeOta  # the defect model behind a swappable holder
+        restored: dict[str, Any] = {}
+        if cfg.ota.enabled:
+            from edge.runtime.ota import NodeOta  # the managed models behind swappable holders
 
-            self.ota = NodeOta(cfg)
-            defect = self.ota.restore().model
-            freeze, review = self.ota.thresholds(defect)
-        elif cfg.defects.enabled:
+            ota = NodeOta(cfg, samples=writer)
+            if ota.models():
+                self.ota = ota
+                restored = ota.restore_all()
+        if "ocr.crnn" in restored:
+            self.reader = restored["ocr.crnn"].model.reader  # the one installed, for now
+        else:
+            self.reader = Reader(cfg.ocr, samples=writer)
+        if "defect" in restored or cfg.defects.enabled:
             from edge.vision.defects.model import DefectModel
 
-            defect = DefectModel.load(cfg.defects.model, threads=cfg.defects.threads)
+            if "defect" in restored:
+                defect = restored["defect"].model
+            else:
+                defect = DefectModel.load(cfg.defects.model, threads=cfg.defects.threads)
             freeze = cfg.defects.freeze_threshold or defect.info.freeze_threshold
             review = cfg.defects.review_threshold or defect.info.review_threshold
         self.defect_model = defect

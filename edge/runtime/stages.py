@@ -71,8 +71,10 @@ class Inference:
         latency_target_s: float | None = None,
         ota: Any | None = None,
     ) -> None:
-        """``ota`` (``edge.runtime.ota.NodeOta``): the defect model comes from its holder, one
-        snapshot per carton, and each carton's figures go to it (OTA rollouts)."""
+        """``ota`` (``edge.runtime.ota.NodeOta``): the models it manages (the defect model, the
+        CRNN and the Reader built on it) come from its holders, one snapshot per carton, and
+        each carton's figures go to it (OTA rollouts); ``reader`` reads when it does not manage
+        the CRNN."""
         self.reader = reader
         self.defect_model = defect_model
         self.ota = ota
@@ -97,14 +99,19 @@ class Inference:
         started = time.perf_counter()
         chosen = centre_first(carton.frames, self.frames_to_read(carton, time.monotonic()))
         expected = list(self.expect()) if self.expect is not None else None
-        read = self.reader.read_frames([f.image for f in chosen], expected or None)
+        images = [f.image for f in chosen]
+        ocr = self.ota.current_ocr() if self.ota is not None else None  # one CRNN per carton
+        if ocr is None:
+            read = self.reader.read_frames(images, expected or None)
+        else:
+            read = self._read_ota(ocr, carton.carton_id, images, expected or None)
         read_s = time.perf_counter() - started
         self.frame_estimate_s = _ewma(self.frame_estimate_s, read_s / max(1, len(chosen)))
         best = carton.frames[len(carton.frames) // 2]
         verdict, action = None, "pass"
-        if self.ota is not None:
+        if self.ota is not None and self.ota.defect is not None:
             t = time.perf_counter()
-            verdict, action = self._defect_ota(best.image, read.status)
+            verdict, action = self._defect_ota(best.image, read.status, carton.carton_id)
             self.defect_estimate_s = _ewma(self.defect_estimate_s, time.perf_counter() - t)
         elif self.defect_model is not None:
             t = time.perf_counter()
@@ -121,7 +128,26 @@ class Inference:
             frames_read=len(chosen),
         )
 
-    def _defect_ota(self, image: Any, read_status: str) -> tuple[Any, str]:
+    def _read_ota(
+        self, ocr: Any, carton_id: str, images: list[Any], expected: Sequence[Any] | None
+    ) -> Any:
+        """The carton read by the CRNN version ``ocr`` (the snapshot for this carton)."""
+        ota: Any = self.ota
+        started = time.perf_counter()
+        try:
+            read = ocr.model.reader.read_frames(images, expected)
+        except Exception:
+            ms = (time.perf_counter() - started) * 1000
+            ota.record_ocr(ocr.version, None, latency_ms=ms, error=True)
+            raise
+        ota.record_ocr(ocr.version, read, latency_ms=(time.perf_counter() - started) * 1000)
+        ota.handled(carton_id, "ocr.crnn", ocr.version)
+        ota.shadow_read(images, expected, read)
+        return read
+
+    def _defect_ota(
+        self, image: Any, read_status: str, carton_id: str | None = None
+    ) -> tuple[Any, str]:
         from edge.vision.defects.verdict import verdict_action
 
         ota: Any = self.ota
@@ -138,6 +164,8 @@ class Inference:
         freeze, review = ota.thresholds(active.model)
         action = str(verdict_action(verdict, freeze, review))
         ota.record(active.version, verdict, latency_ms=ms, read_status=read_status)
+        if carton_id is not None:
+            ota.handled(carton_id, "defect", active.version)
         ota.shadow_check(image, action)
         return verdict, action
 

@@ -39,9 +39,12 @@ class CrnnRecognizer:
         squeeze: float = 1.0,
         model_name: str = MODEL_NAME,
         path: Path | None = None,
+        sha256: str | None = None,
     ) -> None:
-        """Load ``model_name`` from the manifest in ``models_dir``, or the file ``path``
-        (a candidate that is not installed yet: its sha256 is computed, not checked).
+        """Load ``model_name`` from the manifest in ``models_dir``, or the file ``path``:
+        a release installed over the air (``sha256``, the signed hash, is checked before
+        loading) or a candidate that is not installed yet (no ``sha256``: it is computed, not
+        checked).
 
         ``squeeze`` < 1 narrows crops before recognition (fewer frames, faster).
         """
@@ -51,7 +54,7 @@ class CrnnRecognizer:
                 model_name, threads=threads, models_dir=models_dir, warmup=warm
             )
         else:
-            sha = sha256_file(path)
+            sha = sha256 or sha256_file(path)
             self.session = load_session(path, sha, threads=threads, warmup=warm)
             self.entry = ModelEntry(model_name, path, "candidate", sha, path.stat().st_size)
         self.charset: tuple[str, ...] = _check_metadata(self.session, self.entry.path)
