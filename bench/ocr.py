@@ -21,6 +21,10 @@ reads first); ``--ref-per-bucket 0`` reads them all.
 
     .venv/bin/python bench/ocr.py                  # 100 frames per bucket
     .venv/bin/python bench/ocr.py --frames 20      # quick look
+    .venv/bin/python bench/ocr.py --frames 40 --breakdown --ref-per-bucket -1
+
+``--breakdown`` also prints where the frames that are not ACCEPTED and correct were lost, each
+counted once, at the first stage that went wrong (see :func:`attribute`).
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.codes.text import parse_text
 from edge.vision.ocr.config import OcrConfig
-from edge.vision.ocr.reader import ASN, Reader
+from edge.vision.ocr.locate import Located, locate
+from edge.vision.ocr.reader import ASN, CartonRead, Reader
 
 BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 FIELDS = ("gtin", "lot", "expiry", "prod_date", "sscc")
@@ -88,6 +94,151 @@ class Tally:
             f"{np.percentile(self.ms, 95):.0f}",
             f"{np.percentile(self.cpu, 50):.0f}",
         ]
+
+
+# Stages a frame can be lost at, in pipeline order (see attribute()); "ok" is ACCEPTED and right.
+STAGES = (
+    "ok",
+    "region",
+    "line missed",
+    "lines merged",
+    "line cut",
+    "recog",
+    "parse/fuse",
+    "asn record",
+    "gate:conf",
+    "gate:unexpl",
+    "gate:other",
+)
+REGION_COVER = 0.9  # share of the code's truth box the located region must hold
+LINE_OVERLAP = 0.5  # share of a truth line's height a crop must hold to be its crop
+CUT_TOLERANCE = 0.5  # a crop may miss this many cap heights of a truth line's ends
+
+
+@dataclass
+class Breakdown:
+    """Per bucket and mode: frames per stage, wrong ACCEPTED per stage, and the confidences
+    of right reads that the gate sent to REVIEW for low confidence."""
+
+    stages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+    wrong: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+    review_conf: list[float] = field(default_factory=list)
+    n: int = 0
+
+
+def _to_region(located: Located, pts: Any) -> np.ndarray:
+    """Frame points in the located region's deskewed coordinates (as locate.locate rotates)."""
+    r = located.region
+    p = np.asarray(pts, np.float64).reshape(-1, 2) - [r.x, r.y]
+    if abs(r.angle) >= 0.25:  # locate._rotate skips smaller angles
+        m = cv2.getRotationMatrix2D((r.w / 2, r.h / 2), r.angle, 1.0)
+        p = p @ m[:, :2].T + m[:, 2]
+    return p
+
+
+def locate_stage(located: Located, truth: dict[str, Any]) -> str | None:
+    """The localisation fault of a frame, judged against the generator's truth boxes: the
+    region misses part of the code, a printed line has no crop, two lines share one crop, or
+    a crop cuts a line (more than CUT_TOLERANCE cap heights off an end, or a quarter of its
+    height). None when every printed line has its own whole crop."""
+    r = located.region
+    quad = np.asarray(truth["quad"], np.float64)
+    qx0, qy0 = quad.min(axis=0)
+    qx1, qy1 = quad.max(axis=0)
+    ix = max(0.0, min(qx1, r.x + r.w) - max(qx0, r.x))
+    iy = max(0.0, min(qy1, r.y + r.h) - max(qy0, r.y))
+    if ix * iy < REGION_COVER * (qx1 - qx0) * (qy1 - qy0):
+        return "region"
+    boxes = located.boxes
+    owner: list[int] = []
+    for lq in truth["line_quads"]:
+        p = _to_region(located, lq)
+        tx0, ty0 = p.min(axis=0)
+        tx1, ty1 = p.max(axis=0)
+        th = max(ty1 - ty0, 1.0)
+        overlaps = [max(0.0, min(ty1, b[3]) - max(ty0, b[1])) / th for b in boxes]
+        k = int(np.argmax(overlaps)) if overlaps else -1
+        if k < 0 or overlaps[k] < LINE_OVERLAP:
+            return "line missed"
+        owner.append(k)
+        b = boxes[k]
+        cap = float(truth["char_height_px"])
+        if tx0 < b[0] - CUT_TOLERANCE * cap or tx1 > b[2] + CUT_TOLERANCE * cap:
+            return "line cut"
+        if overlaps[k] < 0.75:
+            return "line cut"
+    if len(set(owner)) < len(owner):
+        return "lines merged"
+    return None
+
+
+def attribute(
+    read: CartonRead,
+    ok: bool,
+    loc_fault: str | None,
+    truth: dict[str, Any],
+    asn: list[ASN] | None,
+) -> str:
+    """The first stage at which a frame was lost ("ok" if ACCEPTED and right).
+
+    In order: localisation (``loc_fault``); then, if every field is right but the status is
+    not ACCEPTED, the gate (by its reason: low confidence, unexplained text, other rules);
+    with an ASN, a read that reports another carton's ASN line; then the recogniser if a
+    printed line is not exactly among the recognised lines (``text``), else the decoder
+    (grammar, check-digit repair, fusion) lost a line the recogniser read right.
+    """
+    if read.status == "ACCEPTED" and ok:
+        return "ok"
+    if loc_fault is not None:
+        return loc_fault
+    if ok:
+        reason = read.reason or ""
+        if "confidence" in reason:
+            return "gate:conf"
+        if "not understood" in reason:
+            return "gate:unexpl"
+        return "gate:other"
+    if asn is not None:
+        key = (read.gtin, read.lot, read.expiry)
+        own = (str(truth["gtin"]), str(truth["lot"]), str(truth["expiry"]))
+        if key != own and key in {(a.gtin, a.lot, a.expiry) for a in asn}:
+            return "asn record"
+    got = read.text.split("\n")
+    if all(line in got for line in truth["lines"]):
+        return "parse/fuse"
+    return "recog"
+
+
+def print_breakdown(breakdowns: dict[tuple[str, float], Breakdown], recognizer: str) -> None:
+    print()
+    print(f"Loss breakdown ({recognizer}): % of frames by the first stage that went wrong")
+    print("(ok = ACCEPTED and right; region/line missed/merged/cut: the localiser against the")
+    print("generator's truth boxes; recog: a printed line is not among the recognised lines;")
+    print("parse/fuse: every line recognised exactly, fields still wrong; asn record: another")
+    print("carton's ASN line reported; gate:*: every field right but not ACCEPTED, by reason;")
+    print("wrong: of those frames, wrong ACCEPTED; conf50: median confidence of gate:conf reads)")
+    for mode in ("dockgate", "dockgate+asn"):
+        print()
+        print(f"| {mode} | " + " | ".join(STAGES) + " | wrong | conf50 |")
+        print("|" + "---|" * (len(STAGES) + 3))
+        total = Breakdown()
+        for b in BUCKETS:
+            bd = breakdowns[mode, b]
+            total.n += bd.n
+            for k in STAGES:
+                total.stages[k] += bd.stages[k]
+                total.wrong[k] += bd.wrong[k]
+            total.review_conf += bd.review_conf
+            _breakdown_row(f"{b:.0%}", bd)
+        _breakdown_row("all", total)
+
+
+def _breakdown_row(name: str, bd: Breakdown) -> None:
+    n = max(bd.n, 1)
+    cells = [f"{100 * bd.stages[k] / n:.1f}" for k in STAGES]
+    wrong = ", ".join(f"{k} {v}" for k, v in bd.wrong.items() if v) or "0"
+    conf = f"{np.median(bd.review_conf):.2f}" if bd.review_conf else "-"
+    print(f"| {name} | " + " | ".join(cells) + f" | {wrong} | {conf} |")
 
 
 def frames(per_bucket: int, seed: int) -> Iterator[tuple[float, int, np.ndarray, dict[str, Any]]]:
@@ -153,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", type=Path, help="also write the raw tallies here")
     ap.add_argument("--show-wrong", action="store_true", help="print every wrong ACCEPTED read")
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also print where the frames not ACCEPTED and right were lost, per stage",
+    )
     args = ap.parse_args(argv)
 
     cfg = OcrConfig(threads=args.threads)
@@ -163,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_n = args.ref_per_bucket or args.frames
     systems = ("dockgate", "dockgate+asn", "rapidocr")
     tallies = {(s, b): Tally() for s in systems for b in BUCKETS}
+    breakdowns = {(s, b): Breakdown() for s in systems[:2] for b in BUCKETS}
     recent: list[dict[str, Any]] = []
     t_start = time.time()
     for smudge, seed, image, truth in frames(args.frames, args.seed):
@@ -187,6 +344,19 @@ def main(argv: list[str] | None = None) -> int:
         if ra.status == "ACCEPTED" and not ok_a:
             tallies["dockgate+asn", smudge].wrong_examples.append(f"{seed}: {ra} vs {want}")
         recent = [truth, *recent][: args.asn_size - 1]
+        if args.breakdown:
+            loc_fault = locate_stage(locate(image), truth)
+            for mode, rr, good, listed in (
+                ("dockgate", r, ok, None),
+                ("dockgate+asn", ra, ok_a, asn),
+            ):
+                bd = breakdowns[mode, smudge]
+                stage = attribute(rr, good, loc_fault, truth, listed)
+                bd.n += 1
+                bd.stages[stage] += 1
+                bd.wrong[stage] += rr.status == "ACCEPTED" and not good
+                if stage == "gate:conf":
+                    bd.review_conf.append(rr.confidence)
         if ref is not None and tallies["rapidocr", smudge].n < ref_n:
             t0, c0 = time.perf_counter(), time.process_time()
             text, got, complete = ref(image)
@@ -195,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             tallies["rapidocr", smudge].add(complete, got == want, ms, cpu_r, text, lines)
     elapsed = time.time() - t_start
     print_table(tallies, systems, args, elapsed)
+    if args.breakdown:
+        print_breakdown(breakdowns, args.recognizer or OcrConfig().recognizer)
     if args.show_wrong:
         for (s, b), t in tallies.items():
             for ex in t.wrong_examples:

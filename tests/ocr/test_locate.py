@@ -49,3 +49,19 @@ def test_a_faint_line_beside_the_code_is_found_and_marked() -> None:
     # the faint crop is stretched to full contrast for the recogniser
     crop = located.lines[2]
     assert int(crop.max()) - int(crop.min()) > 150
+
+
+def test_each_line_has_its_box_in_the_deskewed_region() -> None:
+    from edge.vision.ocr.locate import locate
+    from tests.ocr.conftest import label
+
+    img = np.asarray(
+        label(["(01)06901234567892", "(17)270831(10)A24B117"], frame=(720, 1280)), np.uint8
+    )
+    loc = locate(img)
+    assert len(loc.boxes) == len(loc.lines) == 2
+    r = loc.region
+    for (x0, y0, x1, y1), crop in zip(loc.boxes, loc.lines, strict=True):
+        assert 0 <= x0 < x1 <= r.w and 0 <= y0 < y1 <= r.h
+        assert crop.shape == (y1 - y0, x1 - x0)
+    assert loc.boxes[0][3] <= loc.boxes[1][3]  # top to bottom

@@ -43,6 +43,9 @@ class Located:
     lines: tuple[Gray, ...]  # deskewed grey crops, top to bottom
     dropped: int = 0  # ink bands left out (too thin or beyond MAX_LINES): maybe a lost line
     faint: tuple[int, ...] = ()  # indices of lines found only at a low ink threshold (tape)
+    # per line, its crop's (x0, y0, x1, y1) in the deskewed region (rotated by region.angle
+    # about the region's centre): where the line was cut, for measuring the localiser
+    boxes: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def to_gray(image: npt.NDArray[np.uint8]) -> Gray:
@@ -108,8 +111,8 @@ def locate(image: npt.NDArray[np.uint8]) -> Located:
     crop = gray[y : y + h, x : x + w]
     angle = _skew(crop)
     rotated = _rotate(crop, angle)
-    lines, dropped, faint = _split_lines(rotated, dark_background(crop))
-    return Located(Region(x, y, w, h, angle), tuple(lines), dropped, faint)
+    lines, dropped, faint, boxes = _split_lines(rotated, dark_background(crop))
+    return Located(Region(x, y, w, h, angle), tuple(lines), dropped, faint, tuple(boxes))
 
 
 def _ink(gray: Gray, k: int, scale: float = 1.0) -> Gray:
@@ -301,15 +304,17 @@ def _faint_bands(
     return out
 
 
-def _split_lines(gray: Gray, invert: bool = False) -> tuple[list[Gray], int, tuple[int, ...]]:
+def _split_lines(
+    gray: Gray, invert: bool = False
+) -> tuple[list[Gray], int, tuple[int, ...], list[tuple[int, int, int, int]]]:
     """Cut a deskewed region into text lines at the gaps of its row ink profile; also the
-    indices of lines found only at a low ink threshold."""
+    indices of lines found only at a low ink threshold, and each crop's box."""
     h, w = gray.shape
     k = max(5, (min(h, 60) // 4) | 1)
     ink = _line_ink(gray, k)
     bands, rows = _bands(ink)
     if not bands:
-        return [normalise(gray, invert)], 0, ()
+        return [normalise(gray, invert)], 0, (), [(0, 0, w, h)]
     tallest = max(b - a for a, b in bands)
     kept = [b for b in bands if b[1] - b[0] >= 0.35 * tallest]
     # a thin band with some ink mass (4% of the region's) may be a line mostly hidden by tape
@@ -321,15 +326,18 @@ def _split_lines(gray: Gray, invert: bool = False) -> tuple[list[Gray], int, tup
     bands = sorted([*kept, *faint])[:MAX_LINES]
     dropped += max(len(kept) + len(faint) - MAX_LINES, 0) - max(len(kept) - MAX_LINES, 0)
     out = []
+    boxes = []
     low = _line_ink(gray, k, scale=0.4) if faint else ink
     for a, b in bands:
         pad = max(3, int((b - a) * 0.3))
         cols = np.flatnonzero((low if (a, b) in faint else ink)[a:b].any(axis=0))
         x0, x1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, w)
         xpad = int((b - a) * 0.4)
-        crop = gray[max(a - pad, 0) : min(b + pad, h), max(x0 - xpad, 0) : min(x1 + xpad, w)]
+        box = (max(x0 - xpad, 0), max(a - pad, 0), min(x1 + xpad, w), min(b + pad, h))
+        crop = gray[box[1] : box[3], box[0] : box[2]]
         out.append(normalise(crop, invert))
-    return out, dropped, tuple(i for i, band in enumerate(bands) if band in faint)
+        boxes.append(box)
+    return out, dropped, tuple(i for i, band in enumerate(bands) if band in faint), boxes
 
 
 def _split_band(rows: npt.NDArray[np.float64], a: int, b: int) -> list[tuple[int, int]]:
