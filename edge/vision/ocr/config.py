@@ -9,6 +9,22 @@ from pydantic import Field
 
 from edge.contracts.settings import StrictModel
 
+Recognizer = Literal["ppocr", "crnn", "both", "cascade"]
+
+# Per recogniser: its temperature, fitted on calibration sets generated with another seed than
+# bench/ocr.py's (5000000; 20, then 40 frames per smudge bucket 0-50 %; recogniser outputs
+# cached, decoder and gate re-run per setting). The rule: no wrong ACCEPTED, and the most
+# confident wrong read well below accept_threshold (0.85). Figures: ACCEPTED and right without /
+# with an ASN, most confident wrong read.
+# - ppocr: 1.5 (120 frames: 10.8 % / 27.5 %, 0.64); 1.0 reads more (14.2 / 29.2 %) but a wrong
+#   read reaches 0.84, at the threshold.
+# - crnn: 1.0 (240 frames: 7.1 % / 29.6 %, 0.72 open and 0.58 ASN); PP-OCR's 1.5 left it at
+#   1.2 % / 24.2 %: the CRNN is not over-confident as PP-OCR is on dot print, and softening it
+#   spreads a clean lot's tail frames over longer lots. evidence_weight 0 would read more
+#   (33.3 % ASN) but accepted one wrong read at 0.96, so it stays 0.5 for both.
+# - both, cascade: PP-OCR's value (not calibrated on their own).
+TEMPERATURE: dict[str, float] = {"ppocr": 1.5, "crnn": 1.0, "both": 1.5, "cascade": 1.5}
+
 
 class OcrConfig(StrictModel):
     accept_threshold: float = Field(
@@ -23,7 +39,7 @@ class OcrConfig(StrictModel):
     # But the CRNN never saw artwork text in training: it reads "KEEP DRY" as a lot-like line,
     # which in cascade outvotes PP-OCR's right read (tests/ocr/test_reader.py), and its
     # confidences are not calibrated (a clean label without an ASN is REVIEW).
-    recognizer: Literal["ppocr", "crnn", "both", "cascade"] = Field(
+    recognizer: Recognizer = Field(
         "ppocr",
         description="line recogniser: PP-OCRv6 small (ocr.rec), Dockgate's own CRNN "
         "(ocr.crnn), both (each line read by both, the reads fused: agreement raises "
@@ -45,11 +61,12 @@ class OcrConfig(StrictModel):
         le=1.0,
         description="prior weight of values not on the ASN when an ASN is given (1 = no prior)",
     )
-    temperature: float = Field(
-        1.5,
+    temperature: float | None = Field(
+        None,
         ge=1.0,
         le=4.0,
-        description="temperature applied to the recogniser's probabilities before confidences",
+        description="temperature applied to the recogniser's probabilities before confidences "
+        "(default: the recogniser's calibrated value, TEMPERATURE)",
     )
     lot_lookalike: float = Field(
         0.0,
@@ -76,3 +93,8 @@ class OcrConfig(StrictModel):
     samples_max_mb: int = Field(
         200, ge=1, le=100_000, description="disk cap of the sample store; oldest dropped first"
     )
+
+    @property
+    def calibrated_temperature(self) -> float:
+        """The temperature in effect: the set value, else the recogniser's calibrated one."""
+        return self.temperature if self.temperature is not None else TEMPERATURE[self.recognizer]

@@ -116,9 +116,10 @@ class Reader:
         self.config = config or OcrConfig()
         self.recognizers = _recognizers(self.config, models_dir, crnn)
         self.recognizer = self.recognizers[0]
+        self.temperature = self.config.calibrated_temperature
         self.decoder = Decoder(
             self.recognizer.charset,
-            temperature=self.config.temperature,
+            temperature=self.temperature,
             lot_lookalike=self.config.lot_lookalike,
         )
         self.matcher = AsnMatcher(self.decoder.index)
@@ -229,7 +230,7 @@ class Reader:
                 if n in REQUIRED
             }
             match = self.matcher.match(
-                [[soften(p, self.config.temperature) for p in fr.probs] for fr in frames],
+                [[soften(p, self.temperature) for p in fr.probs] for fr in frames],
                 [{"gtin": a.gtin, "lot": a.lot, "expiry": a.expiry} for a in expect],
                 open_reads,
                 self.config.asn_other_weight,
