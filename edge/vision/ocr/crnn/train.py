@@ -46,6 +46,7 @@ from edge.vision.ocr.crnn.data import (
 from edge.vision.ocr.crnn.metrics import LineScore, greedy_text, score_lines
 from edge.vision.ocr.crnn.net import CHANNELS, HIDDEN, CrnnNet, SoftmaxWrapper
 from edge.vision.ocr.crnn.prep import HEIGHT, STRIDE, Gray, batch_input
+from edge.vision.ocr.crnn.warm import freeze_batchnorm, load_onnx_weights
 from edge.vision.session import seal_onnx
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class TrainConfig:
     hidden: int = HIDDEN
     compare_production: bool = True  # also score PP-OCR (manifest ocr.rec) on the held-out set
     version: str = ""
+    # an ONNX CRNN to start from (fine-tuning, BatchNorm statistics frozen); "": random init
+    init: str = ""
 
 
 @dataclass
@@ -185,8 +188,14 @@ def _fit(
     start = time.monotonic()
     step, loss_sum, loss_n = 0, 0.0, 0
     stopped = f"completed {cfg.epochs} epochs"
-    for epoch in range(cfg.epochs):
+
+    def train_mode() -> None:
         net.train()
+        if cfg.init:  # fine-tuning: BatchNorm is the folded production one, keep it fixed
+            freeze_batchnorm(net)
+
+    for epoch in range(cfg.epochs):
+        train_mode()
         for idx in _batches(widths, cfg.batch, rng):
             lines = [augment(rng, train.images[i]) for i in idx]
             x = _tensor(lines)
@@ -207,7 +216,7 @@ def _fit(
             over_time = cfg.max_minutes > 0 and time.monotonic() - start > cfg.max_minutes * 60
             if step % eval_every == 0 or step == steps or over_time:
                 score = score_lines(predict_torch(net, val_lines), val_texts)
-                net.train()
+                train_mode()
                 history.append(
                     {
                         "step": float(step),
@@ -379,6 +388,9 @@ def train(
         rep.note(f"{len(user)} labelled crops from {data}")
         train_set.extend(user)
     net = CrnnNet(len(CHARSET), cfg.channels, cfg.hidden)
+    if cfg.init:
+        load_onnx_weights(net, Path(cfg.init))  # verified against onnxruntime, else raises
+        rep.note(f"started from {cfg.init}")
     params = sum(p.numel() for p in net.parameters())
     val_lines = [plain(im) for im in val_set.images]
     history, stopped = _fit(net, train_set, val_lines, val_set.texts, cfg, rep)
