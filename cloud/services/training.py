@@ -212,6 +212,8 @@ def run_job(svc: Services, job_id: int, stop: threading.Event | None = None) -> 
         data = _export(svc, job, work)
         progress("training", 0, 0)
         version = f"{PREFIX[job.kind]}-{job.dataset_id}-j{job.id}"
+        # the signed production model: a codes job fine-tunes it unless its params say not to
+        prod = publish.production(svc.config.ota_dir, job.model)
         cand = learning().train(
             job.kind,
             data,
@@ -220,6 +222,7 @@ def run_job(svc: Services, job_id: int, stop: threading.Event | None = None) -> 
             params=job.params,
             progress=progress,
             threads=svc.config.training_threads,
+            production=prod[1] if prod else None,
         )
         with svc.sessions.begin() as s:
             row = get(s, job_id)

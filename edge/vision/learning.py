@@ -79,13 +79,57 @@ def train(
     params: Mapping[str, Any],
     progress: Progress,
     threads: int = 1,
+    production: Path | None = None,
 ) -> Candidate:
     """Train ``kind`` on the exported dataset ``data`` (its ``train`` split plus the trainer's
-    generated data), write ``out/<model>.onnx`` and its model card; returns the candidate."""
-    cfg = config_for(kind, params, version, threads)
+    generated data), write ``out/<model>.onnx`` and its model card; returns the candidate.
+
+    ``codes`` fine-tunes the production CRNN unless ``params`` says otherwise (see
+    :func:`codes_init`); ``production`` is the signed production file, when there is one."""
     if kind == "codes":
-        return _train_codes(data, out, cfg, progress)
+        params, start = codes_init(params, production)
+        cfg = config_for(kind, params, version, threads)
+        return _train_codes(data, out, cfg, progress, start)
+    cfg = config_for(kind, params, version, threads)
     return _train_defect(data, out, cfg, progress)
+
+
+def codes_init(
+    params: Mapping[str, Any], production: Path | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The CRNN a codes job starts from, as (params with ``init`` set, what it is).
+
+    No ``init`` param: the production model, the signed release (``production``) or else the
+    manifest's shipped ``ocr.crnn``: fine-tuning what the fleet runs on the new labelled crops
+    is what a small loop can afford (a CRNN trained from scratch for a few hundred steps reads
+    nothing). ``init=none`` trains from random weights; any other value is an ONNX file path.
+    """
+    out = dict(params)
+    raw = str(out.get("init", "")).strip()
+    if raw.lower() == "none":
+        out["init"] = ""
+        return out, {"source": "none"}
+    if raw:
+        path, source = Path(raw), "file"
+    elif production is not None:
+        path, source = production, "release"
+    else:
+        from edge.vision.session import model_entry
+
+        path, source = model_entry(MODELS["codes"]).path, "shipped"
+    out["init"] = str(path)
+    return out, {"source": source, "file": str(path), "version": _onnx_version(path)}
+
+
+def _onnx_version(path: Path) -> str | None:
+    """The ``version`` in an ONNX file's metadata (None when it has none or is unreadable)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # the trainer's own load reports a bad file with its reason
+        return None
+    return next((p.value for p in model.metadata_props if p.key == "version"), None)
 
 
 class _Steps:
@@ -108,7 +152,9 @@ class _Steps:
         pass
 
 
-def _train_codes(data: Path, out: Path, cfg: Any, progress: Progress) -> Candidate:
+def _train_codes(
+    data: Path, out: Path, cfg: Any, progress: Progress, start: dict[str, Any]
+) -> Candidate:
     from edge.vision.ocr.crnn import card
     from edge.vision.ocr.crnn import train as crnn
 
@@ -120,6 +166,8 @@ def _train_codes(data: Path, out: Path, cfg: Any, progress: Progress) -> Candida
         "holdout": result.holdout.summary(),
         "train_lines": result.train_count,
         "labelled_lines": result.user_lines,
+        "init": start,  # the model it started from (the card's configuration names the file)
+        "steps": int(result.history[-1]["step"]) if result.history else 0,
     }
     return Candidate(
         result.onnx_path, result.version, result.sha256, result.size, result.seconds, figures
