@@ -140,3 +140,17 @@ def test_impossible_calendar_date_is_no_value(decoder: Decoder) -> None:
 def test_text_that_is_not_a_code_does_not_fit(decoder: Decoder) -> None:
     read = decoder.line(matrix("HANDLE WITH CARE"))
     assert not read.fits
+
+
+def test_a_repair_against_a_clear_digit_is_capped_an_erased_digit_is_not() -> None:
+    capped = Decoder(CHARSET, repair_cap=0.8)
+    # the recogniser is sure of a '3' where the check digit needs its second choice '2': the
+    # posterior among valid GTINs is ~1, but the recogniser misread this field
+    probs = matrix("(01)06901234567892", overrides={9: {"3": 0.85, "2": 0.14}})
+    assert Decoder(CHARSET).line(probs).fields[0].confidence > 0.99
+    (gtin,) = capped.line(probs).fields
+    assert gtin.value == "06901234567892" and gtin.confidence == pytest.approx(0.8)
+    # an erased digit the check digit recovers costs the frames nothing: not capped
+    probs = matrix("(01)06901234567892", overrides={9: uniform_digits()})
+    (gtin,) = capped.line(probs).fields
+    assert gtin.value == "06901234567892" and gtin.confidence > 0.9

@@ -81,6 +81,14 @@ class OcrConfig(StrictModel):
         le=1.0,
         description="how much a field's poor fit to its grammar lowers its confidence (0..1)",
     )
+    repair_cap: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="highest confidence of a GTIN or SSCC whose check digit could only be "
+        "repaired by changing a digit the recogniser read clearly (it misread the field; a lost "
+        "digit repairs as easily as a misread one)",
+    )
     max_image_pixels: int = Field(
         40_000_000,
         ge=1_000_000,

@@ -32,6 +32,9 @@ from edge.vision.ocr.asn import LOOKALIKES
 Probs = npt.NDArray[np.float64]
 SPACED_TAGS = frozenset({"exp.my", "exp.mon"})
 _FLOOR = 1e-12
+# log-likelihood (nats) a check-digit repair may cost before the recogniser counts as having
+# been sure of a wrong digit (a factor of 2: an erased digit costs about nothing)
+_FORCED_REPAIR = math.log(2.0)
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,18 @@ class Decoder:
         temperature: float = 1.0,
         lot_lookalike: float = 0.0,
         lot_groups: Sequence[str] = LOOKALIKES,
+        repair_cap: float = 1.0,
     ) -> None:
         """``fit_margin``: nats per frame a grammatical path may lose to the best path;
         ``temperature`` > 1 flattens the recogniser's per-frame probabilities before any
         confidence is computed (the network is over-confident on dot-matrix print);
         ``lot_lookalike``: share of each look-alike class's probability spread over its group
         before a lot is scored (a lot may hold both '0' and 'O', and the network is sure of
-        the wrong one about as often as it is unsure)."""
+        the wrong one about as often as it is unsure); ``repair_cap``: the highest confidence
+        of a digit field whose check digit could only be repaired against the recogniser's
+        clear reading of a digit."""
         self.temperature = temperature
+        self.repair_cap = repair_cap
         self.charset = tuple(charset)
         self.index = {c: i for i, c in enumerate(self.charset) if i > 0}
         self.lot_lookalike = lot_lookalike
@@ -131,8 +138,15 @@ class Decoder:
             span[:, space] = 0.0
         if tag == "lot" and self.lot_lookalike > 0:
             span = spread_lookalikes(span, self.groups, self.lot_lookalike)
+        forced = False
         if tag in fields.DIGIT_TAGS and not fields.gs1_check_ok(printed):
-            printed = self._repair_digits(printed, span) or printed
+            fixed = self._repair_digits(printed, span)
+            if fixed is not None:
+                # an erased digit repairs at no cost; a digit the recogniser was sure of does
+                # not: then it misread this field, and may have misread or lost more of it
+                cost = self.score(printed, span) - self.score(fixed, span)
+                forced = cost > _FORCED_REPAIR
+                printed = fixed
         if tag == "lot" and len(printed) > forms.LOT_MAX:
             printed = printed[: forms.LOT_MAX]  # the loose graph allows long lots; scoring judges
         value = fields.parse(tag, printed)
@@ -142,6 +156,10 @@ class Decoder:
             conf = _ratio(self.score(printed, span), log_norm)
         if tag == "lot" and (printed.startswith("-") or printed.endswith("-")):
             conf *= 0.2  # a lot that starts or ends with a dash has probably lost characters
+        if forced:
+            # a lost digit (a GTIN-14 read as 13 digits) repairs to a valid value as easily as
+            # a misread one, and the posterior among valid values cannot tell
+            conf = min(conf, self.repair_cap)
         return FieldRead(fields.FIELD_OF[tag], tag, printed, value, conf, span, log_norm)
 
     def score(self, printed: str, span: Probs) -> float:

@@ -121,6 +121,7 @@ class Reader:
             self.recognizer.charset,
             temperature=self.temperature,
             lot_lookalike=self.config.lot_lookalike,
+            repair_cap=self.config.repair_cap,
         )
         self.matcher = AsnMatcher(self.decoder.index)
         self.samples = samples
