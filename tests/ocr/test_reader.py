@@ -212,3 +212,10 @@ def test_each_recogniser_gets_its_calibrated_temperature_unless_one_is_set() -> 
     assert OcrConfig().calibrated_temperature == TEMPERATURE["ppocr"] == 1.5
     assert OcrConfig(recognizer="crnn").calibrated_temperature == TEMPERATURE["crnn"] == 1.0
     assert OcrConfig(recognizer="crnn", temperature=2.0).calibrated_temperature == 2.0
+
+
+def test_a_production_date_not_before_the_expiry_is_review(reader: Reader) -> None:
+    # one of the two dates is misread, or the expiry's line (label lost) read as a prod date
+    r = reader.read(label([*CODE, "(11)280101"]))
+    assert r.status == "REVIEW" and r.prod_date == "2028-01-01"
+    assert r.reason is not None and "not before expiry" in r.reason

@@ -315,6 +315,11 @@ class Reader:
             return UNREADABLE, f"{code}: no printed text found"
         if missing:
             return UNREADABLE, f"{code}: no {', '.join(missing)} read"
+        prod, expiry = values["prod_date"], values["expiry"]
+        if prod is not None and expiry is not None and prod >= expiry:
+            # a carton is made before it expires: one of the two dates is misread (or the
+            # expiry's line was read as a production date)
+            return REVIEW, f"{code}: production date {prod} not before expiry {expiry}"
         unread = [n for n in OPTIONAL if values[n] is None and _printed(n, frames)]
         if unread:
             # an optional field is printed (its label is there) but was not read: accepting
