@@ -154,3 +154,14 @@ def test_a_repair_against_a_clear_digit_is_capped_an_erased_digit_is_not() -> No
     probs = matrix("(01)06901234567892", overrides={9: uniform_digits()})
     (gtin,) = capped.line(probs).fields
     assert gtin.value == "06901234567892" and gtin.confidence > 0.9
+
+
+def test_a_field_after_a_label_the_recogniser_did_not_see_is_not_read() -> None:
+    # 'XXX A24B117': the grammar can only explain it as 'LOT A24B117', with a label the frames
+    # barely show (artwork like 'KEEP DRY' read as a lot this way)
+    made_up = {i: {"X": 0.8, c: 0.1} for i, c in enumerate("LOT")}
+    assert Decoder(CHARSET, label_min=0.0).line(matrix("LOT A24B117", overrides=made_up)).fields
+    decoder = Decoder(CHARSET)
+    assert decoder.line(matrix("LOT A24B117", overrides=made_up)).fields == ()
+    (lot,) = decoder.line(matrix("LOT A24B117")).fields
+    assert lot.value == "A24B117"

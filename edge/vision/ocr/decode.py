@@ -35,6 +35,10 @@ _FLOOR = 1e-12
 # log-likelihood (nats) a check-digit repair may cost before the recogniser counts as having
 # been sure of a wrong digit (a factor of 2: an erased digit costs about nothing)
 _FORCED_REPAIR = math.log(2.0)
+# mean best-frame probability of a label's characters (spaces aside) below which the label is
+# made up by the grammar, not read: legible labels measure ~1, partly smudged ones ~0.6, the
+# CRNN's '批号' in front of the artwork 'KEEP DRY' 0.06
+LABEL_MIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Decoder:
         lot_lookalike: float = 0.0,
         lot_groups: Sequence[str] = LOOKALIKES,
         repair_cap: float = 1.0,
+        label_min: float = LABEL_MIN,
     ) -> None:
         """``fit_margin``: nats per frame a grammatical path may lose to the best path;
         ``temperature`` > 1 flattens the recogniser's per-frame probabilities before any
@@ -77,9 +82,11 @@ class Decoder:
         before a lot is scored (a lot may hold both '0' and 'O', and the network is sure of
         the wrong one about as often as it is unsure); ``repair_cap``: the highest confidence
         of a digit field whose check digit could only be repaired against the recogniser's
-        clear reading of a digit."""
+        clear reading of a digit; ``label_min``: the legibility (mean best-frame probability of
+        its characters) a label needs for the field after it to be read."""
         self.temperature = temperature
         self.repair_cap = repair_cap
+        self.label_min = label_min
         self.charset = tuple(charset)
         self.index = {c: i for i, c in enumerate(self.charset) if i > 0}
         self.lot_lookalike = lot_lookalike
@@ -109,12 +116,26 @@ class Decoder:
         ems = path.emissions
         tags = [self.graph.node_tags[self.graph.node[e.state]] for e in ems]
         out: list[FieldRead] = []
+        space = self.index.get(" ")
+        label: float | None = None  # legibility of the label before the next field
         i = 0
         while i < len(ems):
             j = i
             while j + 1 < len(ems) and tags[j + 1] == tags[i]:
                 j += 1
-            if tags[i]:
+            if not tags[i]:
+                best = [
+                    float(probs[e.first : e.last + 1, e.char_class].max())
+                    for e in ems[i : j + 1]
+                    if e.char_class != space
+                ]
+                label = sum(best) / len(best) if best else None
+            elif label is not None and label < self.label_min:
+                # the path put a label where the recogniser barely saw one ('批号' made up
+                # before the artwork 'KEEP DRY', read as a lot): the field is not read
+                label = None
+            else:
+                label = None
                 # the field's frames plus two on each side, never into a neighbour's: blank
                 # margins carry no evidence, and crop edges often hold faint junk. A lot has
                 # no fixed length, so it keeps every frame up to the next character: ink
