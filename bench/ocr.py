@@ -25,6 +25,14 @@ reads first); ``--ref-per-bucket 0`` reads them all.
 
 ``--breakdown`` also prints where the frames that are not ACCEPTED and correct were lost, each
 counted once, at the first stage that went wrong (see :func:`attribute`).
+
+``--calibrate T1,T2,...`` fits a recogniser's temperature instead: each frame is located and
+recognised once, then decoded and gated at each temperature (use another ``--seed`` than the
+benchmark's, e.g. 5000000); per temperature it prints ACCEPTED and right per bucket, wrong
+ACCEPTED and the most confident wrong read, without and with an ASN.
+
+    .venv/bin/python bench/ocr.py --recognizer crnn --seed 5000000 --frames 40 \
+        --calibrate 1.0,1.25,1.5 --threads 1
 """
 
 from __future__ import annotations
@@ -45,8 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.codes.text import parse_text
 from edge.vision.ocr.config import OcrConfig
+from edge.vision.ocr.decode import Decoder
 from edge.vision.ocr.locate import Located, locate
-from edge.vision.ocr.reader import ASN, CartonRead, Reader
+from edge.vision.ocr.reader import ASN, CartonRead, FrameRead, Reader
 
 BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 FIELDS = ("gtin", "lot", "expiry", "prod_date", "sscc")
@@ -241,6 +250,50 @@ def _breakdown_row(name: str, bd: Breakdown) -> None:
     print(f"| {name} | " + " | ".join(cells) + f" | {wrong} | {conf} |")
 
 
+def calibrate(reader: Reader, args: Any, temperatures: list[float]) -> None:
+    """Decoder and gate re-run at each temperature on recogniser outputs computed once."""
+    cached: list[tuple[float, Located, list[Any], list[ASN], dict[str, str | None]]] = []
+    recent: list[dict[str, Any]] = []
+    for smudge, seed, image, truth in frames(args.frames, args.seed):
+        loc = locate(image)
+        asn = make_asn(truth, recent, seed)
+        cached.append((smudge, loc, reader.recognizer(loc.lines), asn, truth_fields(truth)))
+        recent = [truth, *recent][: args.asn_size - 1]
+    print(
+        f"calibration: {args.frames} frames per bucket, seed {args.seed}, recognizer "
+        f"{reader.config.recognizer}; ACCEPTED and right % per bucket "
+        + "/".join(f"{b:.0%}" for b in BUCKETS)
+        + ", all, wrong ACCEPTED, most confident wrong read (any status)"
+    )
+    for t in temperatures:
+        reader.temperature = t
+        reader.decoder = Decoder(
+            reader.recognizer.charset,
+            temperature=t,
+            lot_lookalike=reader.config.lot_lookalike,
+            repair_cap=reader.config.repair_cap,
+        )
+        cells = []
+        for mode in ("open", "asn"):
+            right = dict.fromkeys(BUCKETS, 0)
+            wrong, worst, n = 0, 0.0, dict.fromkeys(BUCKETS, 0)
+            for smudge, loc, probs, asn, want in cached:
+                lines = tuple(reader.decoder.line(p) for p in probs)
+                fr = FrameRead(loc, lines, tuple(probs), 0)
+                r = reader._result([fr], asn if mode == "asn" else None, None, time.perf_counter())
+                ok = all(getattr(r, k) == want[k] for k in FIELDS)
+                n[smudge] += 1
+                if r.status == "ACCEPTED":
+                    right[smudge] += ok
+                    wrong += not ok
+                if not ok and r.gtin and r.lot and r.expiry:
+                    worst = max(worst, r.confidence)
+            per = " ".join(f"{100 * right[b] / max(n[b], 1):.0f}" for b in BUCKETS)
+            total = 100 * sum(right.values()) / max(sum(n.values()), 1)
+            cells.append(f"{mode}: {per} all {total:.1f} %, wrong {wrong}, worst {worst:.2f}")
+        print(f"T {t}: " + " | ".join(cells), flush=True)
+
+
 def frames(per_bucket: int, seed: int) -> Iterator[tuple[float, int, np.ndarray, dict[str, Any]]]:
     from fixtures.cartons import frame_seed, generate_frame
 
@@ -309,12 +362,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also print where the frames not ACCEPTED and right were lost, per stage",
     )
+    ap.add_argument(
+        "--calibrate",
+        default="",
+        help="comma-separated temperatures: fit the recogniser's temperature instead",
+    )
     args = ap.parse_args(argv)
 
     cfg = OcrConfig(threads=args.threads)
     if args.recognizer:
         cfg = cfg.model_copy(update={"recognizer": args.recognizer})
     reader = Reader(cfg)
+    if args.calibrate:
+        calibrate(reader, args, [float(t) for t in args.calibrate.split(",")])
+        return 0
     ref = rapidocr_reader() if args.ref_per_bucket >= 0 else None
     ref_n = args.ref_per_bucket or args.frames
     systems = ("dockgate", "dockgate+asn", "rapidocr")
