@@ -36,9 +36,13 @@ class OcrConfig(StrictModel):
     # ppocr stays the default after crnn-2026.12.06-s3. bench/ocr.py, 600 frames, one run:
     # PP-OCR 18.0 % ASN cartons ACCEPTED and right, 6.3 % without ASN, 3 wrong, 107 CPU ms per
     # frame; cascade 24.5 % / 8.2 %, 1 wrong, 110 ms; CRNN alone 20.0 % / 1.2 %, 1 wrong, 32 ms.
-    # But the CRNN never saw artwork text in training: it reads "KEEP DRY" as a lot-like line,
-    # which in cascade outvotes PP-OCR's right read (tests/ocr/test_reader.py), and its
-    # confidences are not calibrated (a clean label without an ASN is REVIEW).
+    # It still does after the CRNN's own temperature, the locate smear fix and the label check
+    # (bench/ocr.py --frames 40 --threads 1, seed 4000000): CRNN 29.6 % / 8.8 %, 1 wrong (a
+    # prod-date line lost under tape, ASN); PP-OCR 17.9 % / 6.2 %, 1 wrong (a lot's head lost
+    # under a smear, no ASN). The CRNN reads more but is not yet better on wrong ACCEPTED, and
+    # it still misreads carton artwork: "KEEP DRY" no longer outvotes the lot (a made-up label
+    # is not read), but "THIS SIDE UP" comes out "TH8SIDEUP", whose digit sends a clean label
+    # to REVIEW (PP-OCR reads both).
     recognizer: Recognizer = Field(
         "ppocr",
         description="line recogniser: PP-OCRv6 small (ocr.rec), Dockgate's own CRNN "
