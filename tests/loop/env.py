@@ -70,8 +70,7 @@ def loop_cloud(db_url: str, tmp: Path, **config: Any) -> Iterator[LoopCloud]:
         database_url=db_url,
         issuing_dir=tmp / "ca" / "issuing",
         blob_dir=tmp / "blobs",
-        rollout_eval_s=0.0,
-        **config,
+        **({"rollout_eval_s": 0.0} | config),  # no background evaluator unless asked for
     )
     svc = Services.from_config(cfg)
     try:
