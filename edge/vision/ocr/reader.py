@@ -422,29 +422,39 @@ def _differ(a: str, b: str) -> bool:
 
 def _near_substring(text: str, pattern: str, k: int) -> tuple[int, int] | None:
     """The ``[start, end)`` of the substring of ``text`` closest to ``pattern`` in edit
-    distance, if that distance is at most ``k`` (Sellers' algorithm)."""
+    distance, if that distance is at most ``k`` (Sellers' algorithm; look-alikes cost 0).
+
+    Ties go to the earliest end, and among equal distances at one end to the earliest start.
+    It runs on every line of every read (the unexplained-text check), so the inner loop avoids
+    tuples, and the scan stops at the first exact (look-alike) match: nothing beats it.
+    """
     if not pattern:
         return None
     m = len(pattern)
     # prev[i]: distance of pattern[:i] to the best substring ending here; starts[i]: its start
     prev = list(range(m + 1))
     starts = [0] * (m + 1)
-    best: tuple[int, int, int] | None = None
+    best_d, best = k + 1, None
     for j, ch in enumerate(text, start=1):
-        cur, cur_start = [0], [j]
+        cur, cur_start = [0] * (m + 1), [j] * (m + 1)
+        left, left_start = 0, j
         for i in range(1, m + 1):
-            options = (
-                (prev[i - 1] + _differ(pattern[i - 1], ch), starts[i - 1]),
-                (prev[i] + 1, starts[i]),
-                (cur[i - 1] + 1, cur_start[i - 1]),
-            )
-            d, st = min(options)
-            cur.append(d)
-            cur_start.append(st)
+            # the three moves in min((d, start)) order: substitute, skip text, skip pattern
+            d, st = prev[i - 1] + _differ(pattern[i - 1], ch), starts[i - 1]
+            d2, st2 = prev[i] + 1, starts[i]
+            if d2 < d or (d2 == d and st2 < st):
+                d, st = d2, st2
+            d3 = left + 1
+            if d3 < d or (d3 == d and left_start < st):
+                d, st = d3, left_start
+            cur[i], cur_start[i] = d, st
+            left, left_start = d, st
         prev, starts = cur, cur_start
-        if prev[m] <= k and (best is None or prev[m] < best[0]):
-            best = (prev[m], starts[m], j)
-    return (best[1], best[2]) if best is not None else None
+        if prev[m] < best_d:
+            best_d, best = prev[m], (starts[m], j)
+            if best_d == 0:
+                break
+    return best
 
 
 def _sample_crop(image: npt.NDArray[np.uint8], located: Located) -> npt.NDArray[np.uint8]:
