@@ -41,6 +41,19 @@ class LoopCloud(CloudEnv):
     device_id: str = "edge-01"
     shas: dict[int, str] = field(default_factory=dict)
 
+    def cli_env(self) -> dict[str, str]:
+        """The environment a ``dockgate cloud ...`` command needs to act on this cloud."""
+        cfg = self.svc.config
+        return {
+            "DOCKGATE_CLOUD_DATABASE_URL": cfg.database_url,
+            "DOCKGATE_CLOUD_TRAINING_QUEUE": cfg.training_queue,
+            "DOCKGATE_CLOUD_TRAINING_THREADS": str(cfg.training_threads),
+            "DOCKGATE_CLOUD_ISSUING_DIR": str(cfg.issuing_dir),
+            "DOCKGATE_CLOUD_BLOB_DIR": str(cfg.blob_dir),
+            "DOCKGATE_CLOUD_OTA_DIR": str(cfg.ota_dir),
+            "DOCKGATE_CLOUD_JOBS_DIR": str(cfg.jobs_dir),
+        }
+
     def upload(
         self, data: bytes, meta: dict[str, Any] | None = None, confidence: float = 0.4
     ) -> SampleReceipt:

@@ -331,16 +331,8 @@ def snapshot_cli(cloud: LoopCloud) -> str:
 
     from edge.cli import cli
 
-    cfg = cloud.svc.config
-    env = {
-        "DOCKGATE_CLOUD_DATABASE_URL": cfg.database_url,
-        "DOCKGATE_CLOUD_ISSUING_DIR": str(cfg.issuing_dir),
-        "DOCKGATE_CLOUD_BLOB_DIR": str(cfg.blob_dir),
-        "DOCKGATE_CLOUD_OTA_DIR": str(cfg.ota_dir),
-        "DOCKGATE_CLOUD_JOBS_DIR": str(cfg.jobs_dir),
-    }
     args = ["cloud", "dataset", "create", "--val-percent", "25", "--regression-percent", "25"]
-    run = CliRunner().invoke(cli, args, env=env)
+    run = CliRunner().invoke(cli, args, env=cloud.cli_env())
     assert run.exit_code == 0, run.output
     return run.output.split()[0]
 

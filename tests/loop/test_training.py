@@ -325,14 +325,7 @@ def test_train_cli(tmp_path: Path) -> None:
     with training_cloud(f"sqlite:///{tmp_path}/cloud.db", tmp_path) as cloud:
         upload_defects(cloud, 1)
         ds = snapshot(cloud)
-        cfg = cloud.svc.config
-        env = {
-            "DOCKGATE_CLOUD_DATABASE_URL": cfg.database_url,
-            "DOCKGATE_CLOUD_ISSUING_DIR": str(cfg.issuing_dir),
-            "DOCKGATE_CLOUD_BLOB_DIR": str(cfg.blob_dir),
-            "DOCKGATE_CLOUD_OTA_DIR": str(cfg.ota_dir),
-            "DOCKGATE_CLOUD_JOBS_DIR": str(cfg.jobs_dir),
-        }
+        env = cloud.cli_env()
         runner = CliRunner()
         bad = runner.invoke(cli, ["cloud", "train", "start", "defect", ds, "--param", "x"], env=env)
         assert bad.exit_code != 0 and "KEY=VALUE" in bad.output
@@ -342,7 +335,8 @@ def test_train_cli(tmp_path: Path) -> None:
         assert run.exit_code == 0, run.output
         assert run.output.startswith("job 1: defect on dataset") and "queue inprocess" in run.output
         assert "failed" in run.output and "unknown training parameter 'no_such'" in run.output
-        assert (cfg.jobs_dir / "1" / "data" / "manifest.json").is_file()  # exported first
+        exported = cloud.svc.config.jobs_dir / "1" / "data" / "manifest.json"
+        assert exported.is_file()  # exported first
         listed = runner.invoke(cli, ["cloud", "train", "list", "--json"], env=env)
         assert json.loads(listed.output.splitlines()[0])["status"] == "failed"
         shown = runner.invoke(cli, ["cloud", "train", "show", "1"], env=env)
@@ -442,15 +436,7 @@ def test_cli_on_procrastinate_queues_and_a_worker_runs(tmp_path: Path, postgres_
     ):
         upload_defects(cloud, 1)
         ds = snapshot(cloud)
-        cfg = cloud.svc.config
-        env = {
-            "DOCKGATE_CLOUD_DATABASE_URL": url,
-            "DOCKGATE_CLOUD_TRAINING_QUEUE": "procrastinate",
-            "DOCKGATE_CLOUD_ISSUING_DIR": str(cfg.issuing_dir),
-            "DOCKGATE_CLOUD_BLOB_DIR": str(cfg.blob_dir),
-            "DOCKGATE_CLOUD_OTA_DIR": str(cfg.ota_dir),
-            "DOCKGATE_CLOUD_JOBS_DIR": str(cfg.jobs_dir),
-        }
+        env = cloud.cli_env()
         runner = CliRunner()
         run = runner.invoke(
             cli, ["cloud", "train", "start", "defect", ds, "--param", "no_such=1"], env=env

@@ -21,19 +21,6 @@ PARAMS = TINY_DEFECT | {"epochs": 400}
 DOCKGATE = [str(Path(sys.executable).parent / "dockgate")]
 
 
-def _toml(cloud_dir: Path, db_url: str, tmp: Path) -> Path:
-    path = tmp / "cloud.toml"
-    path.write_text(
-        f'database_url = "{db_url}"\n'
-        f'issuing_dir = "{tmp / "ca" / "issuing"}"\n'
-        f'blob_dir = "{tmp / "blobs"}"\n'
-        f'ota_dir = "{cloud_dir}"\n'
-        f'jobs_dir = "{tmp / "jobs"}"\n'
-        "training_threads = 1\n"
-    )
-    return path
-
-
 def _job(svc: Services, job_id: int) -> TrainingJob | None:
     with svc.reader() as s:
         return s.get(TrainingJob, job_id)
@@ -44,14 +31,13 @@ def test_a_job_killed_mid_training_is_failed_at_once_with_its_pid(tmp_path: Path
     with training_cloud(db_url, tmp_path) as cloud:
         upload_defects(cloud, 2)
         ds = snapshot(cloud)
-        config = _toml(cloud.svc.config.ota_dir, db_url, tmp_path)
         # the operator's foreground run, long enough to be killed in the middle of training
         proc = subprocess.Popen(
-            [*DOCKGATE, "cloud", "train", "start", "defect", ds, "--config", str(config)]
+            [*DOCKGATE, "cloud", "train", "start", "defect", ds]
             + [f"--param={k}={v}" for k, v in PARAMS.items()],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=os.environ | {"OMP_NUM_THREADS": "1"},
+            env=os.environ | cloud.cli_env() | {"OMP_NUM_THREADS": "1"},
         )
         try:
             deadline = time.monotonic() + 240
@@ -74,7 +60,8 @@ def test_a_job_killed_mid_training_is_failed_at_once_with_its_pid(tmp_path: Path
         job = _job(cloud.svc, 1)
         assert job is not None and job.status == "running"  # as the killed process left it
         listed = subprocess.run(
-            [*DOCKGATE, "cloud", "train", "list", "--json", "--config", str(config)],
+            [*DOCKGATE, "cloud", "train", "list", "--json"],
+            env=os.environ | cloud.cli_env(),
             capture_output=True,
             text=True,
             timeout=120,
