@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from edge.panel.services import CARTON_TOPIC, DefectBox
 from tests.panel.conftest import Served
@@ -25,17 +25,9 @@ from tests.panel.support import (
     publish_history,
     publish_samples,
 )
+from tests.support.browser import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 TABLET = {"width": 1280, "height": 800}
 PORTRAIT = {"width": 800, "height": 1280}
 MIN_TARGET = 48
@@ -48,12 +40,8 @@ TARGETS_JS = """() => [...document.querySelectorAll('a, button, input, select')]
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def shot(page: Page, out: Path, name: str, full: bool = True) -> None:
