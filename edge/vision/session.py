@@ -73,16 +73,32 @@ def read_manifest(models_dir: Path = MODELS_DIR) -> dict[str, ModelEntry]:
         ) from None
 
 
-def write_manifest_entry(manifest: Path, key: str, entry: Mapping[str, Any]) -> None:
-    """Set one model's entry in ``manifest`` (the others untouched), atomically: a reader never
-    sees a half-written file. Creates the manifest if it does not exist."""
+def write_manifest_entry(
+    manifest: Path,
+    key: str,
+    onnx_path: Path,
+    *,
+    version: str,
+    sha256: str,
+    size: int,
+    described: Mapping[str, Any],
+) -> None:
+    """Set model ``key``'s entry in ``manifest`` (the others untouched), atomically: a reader
+    never sees a half-written file. Creates the manifest if it does not exist.
+
+    Every entry names its file and model card relative to the manifest, its version, sha256
+    and size; ``described`` adds what the model is (kind, input, output, licence...)."""
     import os
     import tempfile
 
+    rel = onnx_path.resolve().relative_to(manifest.parent.resolve())
+    entry = {"file": rel.as_posix(), "version": version, "sha256": sha256, "bytes": size}
+    entry |= dict(described)
+    entry["card"] = (rel.parent / "MODEL_CARD.md").as_posix()
     data: dict[str, Any] = {"schema": 1, "models": {}}
     if manifest.exists():
         data = json.loads(manifest.read_text(encoding="utf-8"))
-    data.setdefault("models", {})[key] = dict(entry)
+    data.setdefault("models", {})[key] = entry
     fd, tmp = tempfile.mkstemp(dir=manifest.parent, prefix=".manifest.", suffix=".part")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, ensure_ascii=False)

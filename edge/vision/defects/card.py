@@ -138,18 +138,16 @@ def write_card(result: TrainResult) -> Path:
 
 def update_manifest(manifest: Path, result: TrainResult) -> None:
     """Set the manifest's ``defect`` entry (other entries untouched), atomically."""
-    rel = result.onnx_path.resolve().relative_to(manifest.parent.resolve())
     height, width = result.config.input_height, result.config.input_width
     write_manifest_entry(
         manifest,
         MANIFEST_KEY,
-        {
-            "file": rel.as_posix(),
-            "version": result.version,
-            "sha256": result.sha256,
-            "bytes": result.size,
+        result.onnx_path,
+        version=result.version,
+        sha256=result.sha256,
+        size=result.size,
+        described={
             "kind": "defect-classifier",
             "input": f"1x3x{height}x{width} RGB float [0,1]",
-            "card": (rel.parent / "MODEL_CARD.md").as_posix(),
         },
     )

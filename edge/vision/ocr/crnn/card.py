@@ -145,20 +145,18 @@ def write_card(result: TrainResult) -> Path:
 
 def update_manifest(manifest: Path, result: TrainResult) -> None:
     """Set the manifest's ``ocr.crnn`` entry (other entries untouched), atomically."""
-    rel = result.onnx_path.resolve().relative_to(manifest.parent.resolve())
     write_manifest_entry(
         manifest,
         MANIFEST_KEY,
-        {
-            "file": rel.as_posix(),
-            "version": result.version,
-            "sha256": result.sha256,
-            "bytes": result.size,
+        result.onnx_path,
+        version=result.version,
+        sha256=result.sha256,
+        size=result.size,
+        described={
             "kind": "ocr-recognizer",
             "license": "LicenseRef-Proprietary (Dockgate; trained here on generated data)",
             "input": f"x: N x 1 x {HEIGHT} x W float32, grey/127.5 - 1, W a multiple of {STRIDE}",
             "output": f"N x W/{STRIDE} x {len(CHARSET)} softmax; class 0 = CTC blank, "
             "metadata 'character' lists the others",
-            "card": (rel.parent / "MODEL_CARD.md").as_posix(),
         },
     )
