@@ -9,9 +9,11 @@ conveyor video played at the camera rate that gives that many cartons per second
 carton), with every stage on: presence trigger, OCR over up to 3 fused frames, the defect model,
 signed ledger bookings, AGV dispatch, the panel and cloud sync. A rate is sustained when no carton
 is diverted by back-pressure. Latency is the gate's own camera-to-booking time: from the capture of
-the first frame the pipeline keeps for the carton (the presence trigger hands over the middle
-frames of its passage as soon as they are in) to the ledger commit of its booking. "frames" is
-the average number of frames the reader fused per carton (pipeline.latency_target_ms decides).
+the earliest frame the reader read for the carton (the presence trigger hands over the frames up
+to the middle of its passage the moment the middle one is in, and that one is read first) to the
+ledger commit of its booking. "frames" is the average number of frames the reader fused per
+carton (pipeline.latency_target_ms decides, planning with the running mean plus two mean
+deviations of each stage's time).
 
 The machine has 2 cores shared with other engineers: timings are noisy. Medians and p95 are
 reported, and a same-run reference (a fixed NumPy workload timed before each rate) shows how busy

@@ -6,7 +6,7 @@ All frozen: they cross thread boundaries and end up on the bus for the panel.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -38,6 +38,15 @@ class CartonFrames:
     trigger: Trigger
     t0: float  # time.monotonic() when the carton was first seen
     tracking_id: int | None = None  # the PLC's id when a photo-eye triggered it
+    prefer: int | None = None  # index of the frame to read first (None: the middle one)
+
+    def since(self, frames: Sequence[Frame]) -> float:
+        """Where camera-to-booking starts when ``frames`` are read: the photo-eye's beam break,
+        else the capture of the earliest of them (a kept frame that is not read is not waited
+        for)."""
+        if self.trigger is Trigger.PHOTO_EYE or not frames:
+            return self.t0
+        return min(f.ts for f in frames)
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +58,7 @@ class CartonResult:
     infer_ms: float
     best_frame: Frame | None = None
     frames_read: int = 0  # how many of the carton's frames the reader fused (0: not said)
+    since: float | None = None  # camera-to-booking starts here (CartonFrames.since); None: t0
 
 
 @dataclass(frozen=True)

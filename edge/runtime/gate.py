@@ -277,7 +277,8 @@ class Gate:
             if decision in (Decision.RECEIVED, Decision.FROZEN)
             else None,
             signed=self._signed(),
-            latency_ms=(self.clock() - carton.t0) * 1000,
+            latency_ms=(self.clock() - (carton.t0 if result.since is None else result.since))
+            * 1000,
             tracking_id=carton.tracking_id,
             extra=extra,
             **kw,

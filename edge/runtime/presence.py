@@ -10,9 +10,11 @@ purpose: a 64x36 thumbnail costs well under a millisecond per 1280x720 frame.
 Early emission (``early``, on by default): waiting for the carton to leave the view costs the
 whole second half of its passage in latency (at 2 cartons/s and 12 frames per carton, 150 to
 250 ms). The segmenter learns how many frames a carton stays in view (a running average of the
-passages it saw end) and hands over the ``keep`` frames around the middle of the expected
-passage as soon as it has them; the rest of that passage is then only watched for its end. The
-first carton, and any carton shorter than expected, is emitted when it leaves, as before.
+passages it saw end) and hands over the ``keep`` frames up to the middle of the expected passage
+the moment the middle frame is in, that one to be read first (a frame after the middle would
+only add a frame interval of waiting: at 2 cartons/s the reader seldom has time for more than
+one frame); the rest of that passage is then only watched for its end. The first carton, and any
+carton shorter than expected, is emitted when it leaves, as before.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ from edge.camera.frame import Frame
 THUMB = (64, 36)
 
 
+class Passage(list[Frame]):
+    """The frames of one carton handed to the reader, in capture order; ``prefer`` is the index
+    of the frame to read first (the carton most fully in view), the others are read nearest to
+    it first while the latency budget allows."""
+
+    def __init__(self, frames: list[Frame], prefer: int | None = None) -> None:
+        super().__init__(frames)
+        self.prefer = len(frames) // 2 if prefer is None else prefer
+
+
 @dataclass
 class PresenceSegmenter:
     """Feed frames in order; get back the frames of each carton once it has passed."""
@@ -38,7 +50,7 @@ class PresenceSegmenter:
     keep: int = 3  # frames handed to the reader per carton (spread over its passage)
     learn_rate: float = 0.05
     relearn_after: int = 5  # this many max-length "cartons" in a row = the scene changed
-    early: bool = True  # emit once the middle frames are in (see the module doc)
+    early: bool = True  # emit once the middle frame is in (see the module doc)
     _background: npt.NDArray[np.float32] | None = None
     _expected: float | None = None  # running average of a carton's frames in view
     _emitted: bool = False  # the current carton was emitted early; wait for its end
@@ -55,7 +67,7 @@ class PresenceSegmenter:
             return 0.0
         return float(np.mean(np.abs(thumb - self._background)))
 
-    def feed(self, frame: Frame) -> list[Frame] | None:
+    def feed(self, frame: Frame) -> Passage | None:
         """Returns the chosen frames of a carton (as soon as they are in, or when it left the
         view), else ``None``."""
         thumb = _thumb(frame.image)  # once per frame: scored, and learnt if the belt is empty
@@ -77,17 +89,17 @@ class PresenceSegmenter:
                 self._full_runs = 0
             return self._close(ended=False)
         if self.early and not self._emitted and self._expected is not None:
-            chosen = middle(round(self._expected), self.keep)
+            chosen = leading(round(self._expected), self.keep)
             if len(self._current) > chosen[-1]:
                 self._emitted = True
-                return [self._current[i] for i in chosen]
+                return Passage([self._current[i] for i in chosen], prefer=len(chosen) - 1)
         return None
 
-    def flush(self) -> list[Frame] | None:
+    def flush(self) -> Passage | None:
         """End of stream: the carton still in view, if any."""
         return self._close(ended=False)
 
-    def _close(self, ended: bool = True) -> list[Frame] | None:
+    def _close(self, ended: bool = True) -> Passage | None:
         frames, self._current, self._scores = self._current, [], []
         emitted, self._emitted = self._emitted, False
         if ended and len(frames) >= self.min_frames:
@@ -97,22 +109,14 @@ class PresenceSegmenter:
             )
         if emitted or len(frames) < self.min_frames:
             return None
-        return spread(frames, self.keep)
+        return Passage(spread(frames, self.keep))
 
 
-def middle(length: int, keep: int) -> list[int]:
-    """Indices of the ``keep`` frames around the middle of a passage of ``length`` frames (the
-    carton is fully in view there), in order."""
-    length = max(1, length)
-    centre = (length - 1) // 2
-    chosen = {centre}
-    step = 1
-    while len(chosen) < min(keep, length):
-        for i in (centre + step, centre - step):
-            if 0 <= i < length and len(chosen) < keep:
-                chosen.add(i)
-        step += 1
-    return sorted(chosen)
+def leading(length: int, keep: int) -> list[int]:
+    """Indices of the ``keep`` frames of a passage of ``length`` frames that end with its
+    middle one, in order."""
+    centre = (max(1, length) - 1) // 2
+    return list(range(max(0, centre - keep + 1), centre + 1))
 
 
 def spread(frames: list[Frame], keep: int) -> list[Frame]:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 
 ESTIMATE_DECAY = 0.8  # per carton diverted on the inference-time estimate alone
+SPREAD = 2.0  # mean deviations above the running mean a latency budget plans for
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,11 @@ class _Divert:
 class Inference:
     """OCR (several frames fused) and the defect check for one carton.
 
-    Frames per carton adapt to the latency target: the middle frame is always read; the others
-    (nearest the middle first) only while the running per-frame estimate says they still fit
-    before ``latency_target_s`` after the carton was first seen, less ``reserve_s`` (booking,
-    kept current by the pipeline). On an idle line or a fast reader every frame is fused; when
+    Frames per carton adapt to the latency target: the preferred frame (the middle one, or the
+    one the presence trigger names) is always read; the others (nearest it first) only while
+    the running per-frame estimate says they still fit before ``latency_target_s`` after the
+    capture of the earliest frame read, less ``reserve_s`` (booking, kept current by the
+    pipeline). On an idle line or a fast reader every frame is fused; when
     the reader is slow the carton is read from its best frame rather than late.
     """
 
@@ -82,22 +84,54 @@ class Inference:
         self.review_threshold = review_threshold
         self.expect = expect
         self.latency_target_s = latency_target_s
-        self.reserve_s = 0.0  # booking time after inference (set by the pipeline)
-        self.frame_estimate_s = 0.0  # running estimate of one frame's read time
+        # running means (EWMA) of booking after inference (set by the pipeline), one frame's
+        # read and the defect check; the budget plans with mean + SPREAD x mean deviation, so a
+        # jittery CPU does not push the tail over the target
+        self.reserve_s = 0.0
+        self.frame_estimate_s = 0.0
         self.defect_estimate_s = 0.0
+        self.deviation = {"reserve": 0.0, "frame": 0.0, "defect": 0.0}
+
+    def choose(self, carton: CartonFrames, now: float) -> list[Frame]:
+        """The frames to read, in capture order: the preferred one always, then the others
+        nearest to it while the running per-frame estimate says they fit before the target
+        (counted from the earliest frame read, see CartonFrames.since)."""
+        frames = carton.frames
+        if self.latency_target_s is None or len(frames) <= 1 or self.frame_estimate_s <= 0:
+            return list(frames)
+        dev = self.deviation
+        frame_s = self.frame_estimate_s + SPREAD * dev["frame"]
+        after_s = (
+            self.reserve_s + self.defect_estimate_s + SPREAD * (dev["reserve"] + dev["defect"])
+        )
+        order = _nearest(len(frames), carton.prefer)
+        chosen = [order[0]]
+        for i in order[1:]:
+            start = carton.since([frames[j] for j in (*chosen, i)])
+            left = start + self.latency_target_s - now - after_s
+            if left < (len(chosen) + 1) * frame_s:
+                break
+            chosen.append(i)
+        return [frames[i] for i in sorted(chosen)]
+
+    def track_reserve(self, seconds: float) -> None:
+        """The pipeline's booking time for one carton after its inference."""
+        self.reserve_s = self._track("reserve", self.reserve_s, seconds)
+
+    def _track(self, name: str, mean: float, new: float) -> float:
+        """Update ``name``'s deviation; returns its new running mean."""
+        if mean > 0:
+            self.deviation[name] = _ewma(self.deviation[name], abs(new - mean))
+        return _ewma(mean, new)
 
     def frames_to_read(self, carton: CartonFrames, now: float) -> int:
-        n = len(carton.frames)
-        if self.latency_target_s is None or n <= 1 or self.frame_estimate_s <= 0:
-            return n
-        left = carton.t0 + self.latency_target_s - now - self.reserve_s - self.defect_estimate_s
-        return max(1, min(n, int(left / self.frame_estimate_s)))
+        return len(self.choose(carton, now))
 
     def __call__(self, carton: CartonFrames) -> CartonResult:
         from edge.vision.defects.verdict import verdict_action
 
         started = time.perf_counter()
-        chosen = centre_first(carton.frames, self.frames_to_read(carton, time.monotonic()))
+        chosen = self.choose(carton, time.monotonic())
         expected = list(self.expect()) if self.expect is not None else None
         images = [f.image for f in chosen]
         ocr = self.ota.current_ocr() if self.ota is not None else None  # one CRNN per carton
@@ -106,18 +140,22 @@ class Inference:
         else:
             read = self._read_ota(ocr, carton.carton_id, images, expected or None)
         read_s = time.perf_counter() - started
-        self.frame_estimate_s = _ewma(self.frame_estimate_s, read_s / max(1, len(chosen)))
-        best = carton.frames[len(carton.frames) // 2]
+        self.frame_estimate_s = self._track("frame", self.frame_estimate_s, read_s / len(chosen))
+        best = carton.frames[_preferred(len(carton.frames), carton.prefer)]
         verdict, action = None, "pass"
         if self.ota is not None and self.ota.defect is not None:
             t = time.perf_counter()
             verdict, action = self._defect_ota(best.image, read.status, carton.carton_id)
-            self.defect_estimate_s = _ewma(self.defect_estimate_s, time.perf_counter() - t)
+            self.defect_estimate_s = self._track(
+                "defect", self.defect_estimate_s, time.perf_counter() - t
+            )
         elif self.defect_model is not None:
             t = time.perf_counter()
             verdict = self.defect_model.predict(best.image)
             action = str(verdict_action(verdict, self.freeze_threshold, self.review_threshold))
-            self.defect_estimate_s = _ewma(self.defect_estimate_s, time.perf_counter() - t)
+            self.defect_estimate_s = self._track(
+                "defect", self.defect_estimate_s, time.perf_counter() - t
+            )
         return CartonResult(
             carton,
             read,
@@ -126,6 +164,7 @@ class Inference:
             (time.perf_counter() - started) * 1000,
             best,
             frames_read=len(chosen),
+            since=carton.since(chosen),
         )
 
     def _read_ota(
@@ -170,11 +209,20 @@ class Inference:
         return verdict, action
 
 
-def centre_first(frames: Sequence[Frame], n: int) -> list[Frame]:
-    """The ``n`` frames nearest the middle one (the middle one always), in capture order."""
-    mid = len(frames) // 2
-    order = sorted(range(len(frames)), key=lambda i: (abs(i - mid), i))
-    return [frames[i] for i in sorted(order[: max(1, n)])]
+def centre_first(frames: Sequence[Frame], n: int, prefer: int | None = None) -> list[Frame]:
+    """The ``n`` frames nearest the preferred one (default the middle one; it always), in
+    capture order."""
+    return [frames[i] for i in sorted(_nearest(len(frames), prefer)[: max(1, n)])]
+
+
+def _preferred(n: int, prefer: int | None) -> int:
+    return n // 2 if prefer is None else min(max(prefer, 0), n - 1)
+
+
+def _nearest(n: int, prefer: int | None) -> list[int]:
+    """Frame indices, the preferred one first, then by distance to it (earlier first)."""
+    p = _preferred(n, prefer)
+    return sorted(range(n), key=lambda i: (abs(i - p), i))
 
 
 def _ewma(old: float, new: float, alpha: float = 0.2) -> float:
@@ -309,7 +357,10 @@ class GatePipeline:
         t0: float | None = None,
     ) -> None:
         first_seen = frames[0].ts if t0 is None else t0
-        carton = CartonFrames(new_carton_id(), tuple(frames), trigger, first_seen, tracking_id)
+        prefer = getattr(frames, "prefer", None)  # a presence Passage says which frame
+        carton = CartonFrames(
+            new_carton_id(), tuple(frames), trigger, first_seen, tracking_id, prefer
+        )
         with self._lock:
             self._in_flight += 1
         try:
@@ -363,9 +414,7 @@ class GatePipeline:
                 outcome = self.gate.book(item)
                 self._count(item, outcome)
             if isinstance(self.inference, Inference) and not isinstance(item, _Divert):
-                self.inference.reserve_s = _ewma(
-                    self.inference.reserve_s, time.perf_counter() - booking_started
-                )
+                self.inference.track_reserve(time.perf_counter() - booking_started)
             self.metrics.latency.observe(outcome.latency_ms / 1000)
             self.metrics.cartons.labels(outcome.decision.value).inc()
             self.outcomes.append(outcome)

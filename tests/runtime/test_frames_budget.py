@@ -50,6 +50,42 @@ def test_frames_fused_only_while_they_fit_the_latency_target() -> None:
     assert Inference(reader=None).frames_to_read(three, now) == 3  # no target: all
 
 
+def test_a_jittery_stage_leaves_room_for_its_tail() -> None:
+    now = 100.0
+    three = carton([np.zeros((8, 16, 3), np.uint8)] * 3, now)
+    steady, jittery = (Inference(reader=None, latency_target_s=0.25) for _ in range(2))
+    for inf in (steady, jittery):
+        inf.frame_estimate_s = 0.05
+    for i in range(30):
+        steady.track_reserve(0.04)
+        jittery.track_reserve(0.0 if i % 2 else 0.08)  # the same mean, a wide spread
+    assert abs(steady.reserve_s - jittery.reserve_s) < 0.01
+    assert steady.frames_to_read(three, now) == 3
+    assert jittery.frames_to_read(three, now) == 2
+
+
+def test_preferred_frame_first_and_latency_from_the_earliest_frame_read() -> None:
+    # a presence passage handed over the moment its middle frame (the last one) is in
+    frames = tuple(Frame(np.zeros((8, 16, 3), np.uint8), i, 10.0 + 0.04 * i, "t") for i in range(3))
+    passage = CartonFrames("c-2", frames, Trigger.PRESENCE, 10.0, prefer=2)
+    assert [f.frame_id for f in centre_first(frames, 1, prefer=2)] == [2]
+    assert [f.frame_id for f in centre_first(frames, 2, prefer=2)] == [1, 2]
+    inf = Inference(reader=None, latency_target_s=0.25)
+    inf.frame_estimate_s = 0.05
+    assert [f.frame_id for f in inf.choose(passage, 10.08)] == [0, 1, 2]
+    # an earlier frame costs its reading time and the time since it was captured
+    inf.frame_estimate_s = 0.07
+    chosen = inf.choose(passage, 10.08)
+    assert [f.frame_id for f in chosen] == [1, 2]
+    assert passage.since(chosen) == 10.04
+    inf.frame_estimate_s = 0.2
+    assert [f.frame_id for f in inf.choose(passage, 10.08)] == [2]
+    assert passage.since(frames[2:]) == 10.08
+    # a photo-eye carton's clock starts at the beam break, whatever frames are read
+    eye = CartonFrames("c-3", frames, Trigger.PHOTO_EYE, 9.9, tracking_id=7)
+    assert eye.since(frames[2:]) == 9.9
+
+
 def test_a_slow_reader_reads_the_middle_frame_only() -> None:
     images = [cv2.imread(str(p)) for p in sorted((SAMPLES / "frames").iterdir())[:3]]
     inf = Inference(Reader(), latency_target_s=0.25)
