@@ -126,6 +126,12 @@ def test_digit_coverage_skips_ai_labels_and_allows_look_alikes() -> None:
     # the AI's digits are a label: a lot line "(10)TD1435P" is fully explained by its lot
     assert _digit_coverage("(10)TD1435P", ["TD1435P"]) == 1.0
     assert _digit_coverage("<10)TD1435P", ["TD1435P"]) == 1.0
+    # the opening bracket lost or read as a digit: still the lot's AI, not a number
+    assert _digit_coverage("410)B78465-MY", ["B78465-MY"]) == 1.0
+    assert _digit_coverage("LOT 10)B78465-MY", ["B78465-MY"]) == 1.0
+    assert _digit_coverage("(171270900", ["270900"]) == 1.0  # closing bracket read as '1'
+    # but digits that run into it are a number, not a label
+    assert _digit_coverage("2510)B78465-MY", ["B78465-MY"]) == 5 / 9
     # 'UH' read for 'VN' (look-alikes on dot-matrix print) still is the lot's copy
     assert _digit_coverage("批号：B39377-UH", ["B39377-VN"]) == 1.0
     # two real differences in a short value are not a copy

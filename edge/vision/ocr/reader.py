@@ -381,8 +381,12 @@ def _printed(name: str, frames: Sequence[FrameRead]) -> bool:
 
 
 # A GS1 application identifier in brackets, as printed or as the recogniser bends the
-# brackets ('<', '[', '{', '1'): its digits are a label, not part of any value.
-_AI_LABEL = re.compile(r"[(<\[{](\d{2,4})[)>\]}1]")
+# brackets ('<', '[', '{', '1'): its digits are a label, not part of any value. Where the
+# opening bracket is lost or read as a character ('410)' for '(10)'), one of the grammar's
+# AIs before a closing bracket, not inside a word or number, is still a label.
+_AI_LABEL = re.compile(
+    r"[(<\[{]\d{2,4}[)>\]}1]|(?<![0-9A-Z])[41CIL]?(?:00|01|10|11|17)[)>\]}]"
+)
 # Characters the recogniser confuses on dot-matrix print count as equal when a value is
 # looked for in a line (an 'N' read as 'H' is still the ASN lot's 'N').
 _GROUPS: dict[str, frozenset[int]] = {}
@@ -398,7 +402,7 @@ def _digit_coverage(text: str, values: Sequence[str]) -> float:
     characters (a misread or lost character; look-alikes are not edits), so scattered digits
     that merely also occur in a date do not count. The digits of bracketed AIs are labels.
     """
-    labels = {i for m in _AI_LABEL.finditer(text) for i in range(m.start(1), m.end(1))}
+    labels = {i for m in _AI_LABEL.finditer(text) for i in range(m.start(), m.end())}
     digits = [i for i, c in enumerate(text) if c.isdigit() and i not in labels]
     if not digits:
         return 1.0
