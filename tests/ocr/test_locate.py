@@ -65,3 +65,19 @@ def test_each_line_has_its_box_in_the_deskewed_region() -> None:
         assert 0 <= x0 < x1 <= r.w and 0 <= y0 < y1 <= r.h
         assert crop.shape == (y1 - y0, x1 - x0)
     assert loc.boxes[0][3] <= loc.boxes[1][3]  # top to bottom
+
+
+def test_a_smear_bridging_two_close_lines_does_not_merge_them() -> None:
+    from edge.vision.ocr.locate import _bands
+
+    # three lines of ink 20 rows tall with 6-row gaps, 400 columns wide; a blob 80 columns
+    # wide fills both gaps (a smudge across the code), and a shorter third line
+    ink = np.zeros((100, 400), np.uint8)
+    for top, width in ((10, 400), (36, 400), (62, 220)):
+        ink[top : top + 20, :width] = 255
+    ink[25:70, 150:230] = 255
+    bands, _ = _bands(ink)
+    assert len(bands) == 3
+    for (a, b), top in zip(bands, (10, 36, 62), strict=True):
+        # each band holds its own line and nothing of its neighbours (cuts fall in the gaps)
+        assert top - 6 <= a <= top and top + 20 <= b <= top + 26
