@@ -165,3 +165,17 @@ def test_a_field_after_a_label_the_recogniser_did_not_see_is_not_read() -> None:
     assert decoder.line(matrix("LOT A24B117", overrides=made_up)).fields == ()
     (lot,) = decoder.line(matrix("LOT A24B117")).fields
     assert lot.value == "A24B117"
+
+
+def test_a_lot_far_from_its_label_has_probably_lost_characters(decoder: Decoder) -> None:
+    # '(10)4791363742' with a smear over '4791363': the recogniser sees '(10)', nothing for
+    # seven characters' width, then '742', which the grammar alone would take as a lot
+    head, tail = matrix("(01)06901234567892(10)"), matrix("742")
+    blank = np.repeat(matrix("7")[-1:], 7 * 3, axis=0)  # seven characters of blank frames
+    (_, near) = decoder.line(np.vstack([head, tail])).fields
+    (_, far) = decoder.line(np.vstack([head, blank, tail])).fields
+    assert near.value == far.value == "742"
+    assert near.confidence > 0.9 and far.confidence < 0.25
+    # a label's own space is no gap
+    (spaced,) = decoder.line(matrix("LOT: A24B117")).fields
+    assert spaced.confidence > 0.9

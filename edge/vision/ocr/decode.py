@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,12 @@ _FORCED_REPAIR = math.log(2.0)
 # made up by the grammar, not read: legible labels measure ~1, partly smudged ones ~0.6, the
 # CRNN's '批号' in front of the artwork 'KEEP DRY' 0.06
 LABEL_MIN = 0.25
+# Blank frames between a lot and its label, in character pitches (the line's median distance
+# between characters), beyond which characters are probably hidden there: a smear over the
+# head of '(10)4791363742' left '(10)742', which the grammar happily reads as lot '742'
+# (ACCEPTED at 0.97). A label's own space is about one pitch.
+LOT_GAP = 2.5
+LOT_GAP_FACTOR = 0.2  # confidence factor of a lot read that far from its label
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class Decoder:
         out: list[FieldRead] = []
         space = self.index.get(" ")
         label: float | None = None  # legibility of the label before the next field
+        firsts = [e.first for e in ems]
+        pitch = float(np.median(np.diff(firsts))) if len(firsts) > 2 else 0.0
         i = 0
         while i < len(ems):
             j = i
@@ -144,7 +152,12 @@ class Decoder:
                 end = ems[j + 1].first if j + 1 < len(ems) else probs.shape[0]
                 hi = end if tags[i] == "lot" else min(end, ems[j].last + 3)
                 printed = "".join(self.charset[e.char_class] for e in ems[i : j + 1])
-                out.append(self.field(tags[i], printed, probs[lo:hi]))
+                f = self.field(tags[i], printed, probs[lo:hi])
+                if tags[i] == "lot" and i > 0 and pitch > 0:
+                    gap = ems[i].first - ems[i - 1].first
+                    if gap > (1 + LOT_GAP) * pitch:
+                        f = replace(f, confidence=f.confidence * LOT_GAP_FACTOR)
+                out.append(f)
             i = j + 1
         return out
 
