@@ -140,18 +140,25 @@ def test_digit_coverage_skips_ai_labels_and_allows_look_alikes() -> None:
     assert _digit_coverage("(17)300130(11)270719", ["300130"]) == 0.5
 
 
-def test_lots_differing_only_by_zero_and_o_are_twins() -> None:
+def test_lots_differing_only_by_zero_and_o_or_one_and_l_are_twins() -> None:
     from edge.vision.ocr.reader import _twins
 
     assert _twins("1907", "19O7") and _twins("19O7", "1907") and _twins("D90", "090")
+    assert _twins("L260704", "1260704") and _twins("A1B", "AIB") and _twins("L0", "1O")
+    assert not _twins("IL5", "LI5")  # two letters: the font draws them apart
     assert not _twins("B907", "8907")  # 8/B: the ASN match decides on the pixels
     assert not _twins("1907", "1917") and not _twins("1907", "19070")
 
 
 def test_a_look_alike_twin_on_the_asn_sends_the_read_to_review(reader: Reader) -> None:
-    twin = ASN(TRUTH["gtin"], "A24B117".replace("1", "I", 1), TRUTH["expiry"])  # not a twin
-    r = reader.read(label(CODE), [ASN(**TRUTH), twin])
+    # 8/B: not twins, the ASN match decides on the pixels
+    other = ASN(TRUTH["gtin"], "A24B117".replace("B", "8"), TRUTH["expiry"])
+    r = reader.read(label(CODE), [ASN(**TRUTH), other])
     assert r.status == "ACCEPTED" and _fields(r) == TRUTH
+    # 1/I (and 1/L): twins, as 0/O are
+    twin = ASN(TRUTH["gtin"], "A24B117".replace("1", "I", 1), TRUTH["expiry"])
+    r = reader.read(label(CODE), [ASN(**TRUTH), twin])
+    assert r.status == "REVIEW" and r.reason is not None and "look-alike" in r.reason
     zero = {**TRUTH, "lot": "A24B1O7"}
     code = [CODE[0], "(17)270831(10)A24B1O7"]
     r = reader.read(label(code), [ASN(**zero), ASN(**{**zero, "lot": "A24B107"})])

@@ -35,7 +35,10 @@ from edge.vision.session import MODELS_DIR
 REQUIRED = ("gtin", "lot", "expiry")
 OPTIONAL = ("prod_date", "sscc")
 ACCEPTED, REVIEW, UNREADABLE, ERROR = "ACCEPTED", "REVIEW", "UNREADABLE", "ERROR"
-_ROUND = "0ODQ"  # the zero and the round letters some fonts draw the same
+# Digits and the letters some fonts draw the same: the zero and the round letters; the one
+# and the straight letters (a 5x7 dot-matrix '1' has a foot like an 'L': PP-OCR read lot
+# 'L260704' as '1260704' at 0.999, and an ASN listing both took the wrong one)
+_TWIN_GROUPS = (("0", "0ODQ"), ("1", "1IL"))
 JSON_KEYS = (
     "file",
     "status",
@@ -384,9 +387,7 @@ def _printed(name: str, frames: Sequence[FrameRead]) -> bool:
 # brackets ('<', '[', '{', '1'): its digits are a label, not part of any value. Where the
 # opening bracket is lost or read as a character ('410)' for '(10)'), one of the grammar's
 # AIs before a closing bracket, not inside a word or number, is still a label.
-_AI_LABEL = re.compile(
-    r"[(<\[{]\d{2,4}[)>\]}1]|(?<![0-9A-Z])[41CIL]?(?:00|01|10|11|17)[)>\]}]"
-)
+_AI_LABEL = re.compile(r"[(<\[{]\d{2,4}[)>\]}1]|(?<![0-9A-Z])[41CIL]?(?:00|01|10|11|17)[)>\]}]")
 # Characters the recogniser confuses on dot-matrix print count as equal when a value is
 # looked for in a line (an 'N' read as 'H' is still the ASN lot's 'N').
 _GROUPS: dict[str, frozenset[int]] = {}
@@ -415,9 +416,12 @@ def _digit_coverage(text: str, values: Sequence[str]) -> float:
 
 
 def _twins(a: str, b: str) -> bool:
-    """Same length, and they differ only where one has a zero and the other an O, D or Q."""
+    """Same length, and they differ only where one has a zero and the other an O, D or Q, or
+    one has a one and the other an I or L."""
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x != y] if len(a) == len(b) else [()]
-    return all(len(p) == 2 and set(p) <= set(_ROUND) and "0" in p for p in pairs)
+    return all(
+        len(p) == 2 and any(d in p and set(p) <= set(g) for d, g in _TWIN_GROUPS) for p in pairs
+    )
 
 
 def _differ(a: str, b: str) -> bool:
