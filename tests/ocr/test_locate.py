@@ -81,3 +81,13 @@ def test_a_smear_bridging_two_close_lines_does_not_merge_them() -> None:
     for (a, b), top in zip(bands, (10, 36, 62), strict=True):
         # each band holds its own line and nothing of its neighbours (cuts fall in the gaps)
         assert top - 6 <= a <= top and top + 20 <= b <= top + 26
+
+
+def test_touching_pieces_of_a_faint_line_are_joined_up_to_a_line_height() -> None:
+    from edge.vision.ocr.locate import _join_pieces
+
+    # print under tape cut at its dot rows into four thin touching pieces: one line again
+    assert _join_pieces([(264, 274), (274, 282), (282, 297), (297, 313)], 60) == [(264, 313)]
+    # pieces with a gap, or more than a line's height together, stay apart
+    assert _join_pieces([(0, 10), (12, 20)], 60) == [(0, 10), (12, 20)]
+    assert _join_pieces([(0, 40), (40, 80)], 60) == [(0, 40), (40, 80)]

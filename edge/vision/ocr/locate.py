@@ -317,9 +317,9 @@ def _faint_bands(
     code's lines like one more line: as tall as they are, close above or below, and under
     the same columns. Anything else faint (texture, artwork, edges) is ignored."""
     low = _line_ink(gray, k, scale=0.4)
-    bands, _ = _bands(low)
     heights = sorted(b - a for a, b in kept)
     line_h = heights[len(heights) // 2]
+    bands = _join_pieces(_bands(low)[0], 1.5 * line_h)
     cols = np.flatnonzero(ink[kept[0][0] : kept[-1][1]].any(axis=0))
     if cols.size == 0:
         return []
@@ -334,6 +334,19 @@ def _faint_bands(
             continue
         overlap = min(c1, int(bc[-1]) + 1) - max(c0, int(bc[0]))
         if overlap >= 0.4 * (c1 - c0):
+            out.append((a, b))
+    return out
+
+
+def _join_pieces(bands: list[tuple[int, int]], most: float) -> list[tuple[int, int]]:
+    """Join touching bands (pieces one band was cut into at its valleys) while the joined band
+    is at most ``most`` rows tall: faint print under tape falls apart at its dot rows and the
+    tape's edges, and each piece alone is too thin to pass for a line."""
+    out: list[tuple[int, int]] = []
+    for a, b in bands:
+        if out and out[-1][1] == a and b - out[-1][0] <= most:
+            out[-1] = (out[-1][0], b)
+        else:
             out.append((a, b))
     return out
 
