@@ -120,6 +120,30 @@ def test_unexplained_digits_block_acceptance(reader: Reader) -> None:
     assert r.reason is not None and "not understood" in r.reason
 
 
+def test_a_second_different_lot_on_the_carton_blocks_acceptance(reader: Reader) -> None:
+    # a prod date '(11)260615' whose AI was read as '(10)': a second lot, outvoted by the ASN's
+    r = reader.read(label([*CODE, "(10)260615"]), [ASN(**TRUTH)])
+    assert r.status == "REVIEW" and _fields(r) == TRUTH
+    assert r.reason is not None and "not understood" in r.reason
+
+
+def test_a_prod_date_label_is_seen_in_the_pieces_a_smear_leaves() -> None:
+    from edge.vision.ocr.decode import LineRead
+    from edge.vision.ocr.locate import Located, Region
+    from edge.vision.ocr.reader import FrameRead, _printed
+
+    def frame(*texts: str) -> FrameRead:
+        lines = tuple(LineRead(t, (), True) for t in texts)
+        return FrameRead(Located(Region(0, 0, 10, 10, 0.0), ()), lines, (), 0)
+
+    # '生产日期' with its 生 and the date under a smear (PP-OCR, generated frame)
+    assert _printed(
+        "prod_date", [frame("04004792452128 批号 22P0421", "有效期至：2028/07/30产日期")]
+    )
+    assert _printed("prod_date", [frame("PR0D 2030-12-22")])  # its O read as a zero
+    assert not _printed("prod_date", [frame("有效期至 2028/05/14", "LOT A24B117")])
+
+
 def test_digit_coverage_skips_ai_labels_and_allows_look_alikes() -> None:
     from edge.vision.ocr.reader import _digit_coverage
 

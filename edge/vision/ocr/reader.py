@@ -296,10 +296,16 @@ class Reader:
             ):
                 return True  # faint print (under tape?) the recogniser could not read
             for line in fr.lines:
+                # a field explains its digits only if it is what the read reports: a second,
+                # different lot on the carton ('(11)260615' read as '(10)260615', a prod date
+                # taken for a lot and then outvoted) is ink the read does not account for
                 own = [
                     f.printed
                     for f in line.fields
-                    if line.fits and f.value is not None and f.confidence >= 0.5
+                    if line.fits
+                    and f.value is not None
+                    and f.confidence >= 0.5
+                    and f.value == values.get(f.name)
                 ]
                 if _digit_coverage(line.text, [*own, *forms]) < 0.7:
                     return True
@@ -375,7 +381,11 @@ def _line_quality(line: LineRead) -> tuple[bool, float]:
 
 
 # Labels that show an optional field is printed, as the recogniser spells them.
-_OPTIONAL_MARKS = {"sscc": ("(00)", "SSCC"), "prod_date": ("(11)", "PROD", "生产")}
+_OPTIONAL_MARKS = {
+    "sscc": ("(00)", "SSCC"),
+    # '日期' is in 生产日期 only (not in 有效期至); 'PR0D' is PROD with its O read as a zero
+    "prod_date": ("(11)", "PROD", "PR0D", "生产", "日期"),
+}
 
 
 def _printed(name: str, frames: Sequence[FrameRead]) -> bool:
