@@ -1,7 +1,10 @@
 """Defect model figures: held-out recall / false-freeze / confusion, and latency p50/p95.
 
     .venv/bin/python bench/defects.py [--per-class 200] [--face-per-class 100] [--cartons 60]
-                                      [--frames 300]
+                                      [--frames 300] [--model PATH]
+
+``--model`` measures a candidate ONNX file (e.g. a fresh ``train-defect --no-manifest`` output)
+instead of the manifest's ``defect`` entry, with the same frames, so the two compare directly.
 
 Quality is measured on frames rendered from the generator's ``holdout`` domain (settings the
 training set never saw: product views and carton faces) with a seed that neither training nor
@@ -178,13 +181,22 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
 
-def latency(frames: int) -> None:
-    entry = model_entry("defect")
+def _load(path: Path | None, threads: int) -> DefectModel:
+    """The manifest's model, or the candidate at ``path`` (its own hash: a local bench run)."""
+    if path is None:
+        return DefectModel.load(threads=threads)
+    return DefectModel.load(path, sha256=sha256_file(path), threads=threads)
+
+
+def latency(frames: int, path: Path | None = None) -> None:
+    if path is None:
+        entry = model_entry("defect")
+        path, version = entry.path, entry.version
+    else:
+        version = _load(path, 1).version
+    size = path.stat().st_size
     print(f"## Latency ({frames} frames per row, interleaved with the reference)\n")
-    print(
-        f"Model file: {entry.path.name}, {entry.size} bytes "
-        f"({(entry.size or 0) / 1e6:.2f} MB), version {entry.version}.\n"
-    )
+    print(f"Model file: {path}, {size} bytes ({size / 1e6:.2f} MB), version {version}.\n")
     print(
         "| threads | frame | model p50 ms | model p95 ms | ref p50 ms | ref p95 ms |"
         " model / ref (p50) |"
@@ -193,7 +205,7 @@ def latency(frames: int) -> None:
     sample = cv2.cvtColor(render_sample(5, "crack", HOLDOUT).image, cv2.COLOR_RGB2BGR)
     with tempfile.TemporaryDirectory() as tmp:
         for threads in (1, 2):
-            model = DefectModel.load(threads=threads)
+            model = _load(path, threads)
             ref_path = Path(tmp) / "ref.onnx"
             _reference_model(ref_path, model.info.input_height, model.info.input_width)
             ref = load_session(ref_path, sha256_file(ref_path), threads=threads)
@@ -224,13 +236,19 @@ def main() -> None:
     )
     ap.add_argument("--cartons", type=int, default=60, help="cartons in the conveyor video")
     ap.add_argument("--frames", type=int, default=300, help="timed frames per latency row")
+    ap.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="candidate ONNX file to measure instead of the manifest's 'defect' entry",
+    )
     args = ap.parse_args()
     started = time.perf_counter()
-    model = DefectModel.load(threads=1)
+    model = _load(args.model, 1)
     print(f"# Defect model {model.version}\n")
     quality(model, args.per_class, args.face_per_class)
     conveyor(model, args.cartons)
-    latency(args.frames)
+    latency(args.frames, args.model)
     print(
         f"\n(bench took {time.perf_counter() - started:.0f} s; load average "
         f"{' '.join(f'{v:.2f}' for v in __import__('os').getloadavg())})"

@@ -74,3 +74,30 @@ def test_generate_then_train_end_to_end(tmp_path: Path) -> None:
     # Same seed, same data, same threads: the same bytes.
     again = _train(data, tmp_path / "again" / "defect")
     assert again["sha256"] == report["sha256"]
+
+
+def test_widths_shape_the_network_and_are_recorded(tmp_path: Path) -> None:
+    """``TrainConfig.widths`` sets the four stages' channels; the ONNX metadata records them."""
+    import onnx
+
+    from edge.vision.defects.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        seed=5,
+        per_class=2,
+        face_per_class=1,
+        holdout_per_class=1,
+        holdout_face_per_class=1,
+        epochs=1,
+        widths=(8, 8, 16, 12),
+        version="narrow-test",
+    )
+    result = train(None, tmp_path / "defect", cfg)
+    graph = onnx.load(str(result.onnx_path))
+    shapes = {tuple(t.dims) for t in graph.graph.initializer}
+    assert (8, 3, 3, 3) in shapes  # first conv: 3 -> 8 channels
+    assert (12, 16, 3, 3) in shapes  # last stage: 16 -> 12
+    assert (5, 12, 1, 1) in shapes  # the class-map head reads the 12 channels
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(meta["train_config"])["widths"] == [8, 8, 16, 12]
+    assert TrainConfig().widths == (24, 48, 96, 192)

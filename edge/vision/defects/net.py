@@ -1,10 +1,11 @@
 """The defect CNN (PyTorch; training only, never imported at inference).
 
-A plain 7-conv network, about 75 M multiply-adds on a 192x144 frame. Its head is a 1x1 conv that
-turns the last feature map into one score map per class (a class activation map); the class
-logits pool each map with a blend of mean and max. The same maps are exported as the model's
-second output, so the operator's heat map is exactly what produced the score, not a post-hoc
-explanation. Max pooling keeps a small crack from being averaged away over a large frame.
+A plain 7-conv network, about 170 M multiply-adds on a 192x144 frame with widths 24-48-96-192
+(the 16-32-64-128 net of defect-2026.12.06-s3 and earlier, about 75 M, underfitted). Its head
+is a 1x1 conv that turns the last feature map into one score map per class (a class activation
+map); the class logits pool each map with a blend of mean and max. The same maps are exported as
+the model's second output, so the operator's heat map is exactly what produced the score, not a
+post-hoc explanation. Max pooling keeps a small crack from being averaged away over a large frame.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 # ImageNet-like normalisation baked into the graph so inference feeds plain [0, 1] RGB.
 MEAN = (0.45, 0.42, 0.38)
 STD = (0.25, 0.25, 0.25)
-WIDTHS = (16, 32, 64, 128)
+WIDTHS: tuple[int, int, int, int] = (24, 48, 96, 192)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -29,7 +30,9 @@ def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
 class DefectNet(nn.Module):
     """Input (N, 3, H, W) RGB in [0, 1]; outputs logits (N, C) and class maps (N, C, H/16, W/16)."""
 
-    def __init__(self, num_classes: int, widths: tuple[int, ...] = WIDTHS, max_weight: float = 0.5):
+    def __init__(
+        self, num_classes: int, widths: tuple[int, int, int, int] = WIDTHS, max_weight: float = 0.5
+    ):
         super().__init__()
         c1, c2, c3, c4 = widths
         self.features = nn.Sequential(

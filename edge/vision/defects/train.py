@@ -38,7 +38,7 @@ from edge.vision.defects.data import (
 )
 from edge.vision.defects.evaluate import Evaluation, evaluate_frames, scores_onnx
 from edge.vision.defects.metrics import choose_thresholds
-from edge.vision.defects.net import DefectNet
+from edge.vision.defects.net import WIDTHS, DefectNet
 from edge.vision.session import seal_onnx
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class TrainConfig:
     threads: int = 1  # a shared 2-core box: one core for training
     input_width: int = 192
     input_height: int = 144
+    # Channels of the four stages (edge.vision.defects.net): 16-32-64-128 up to
+    # defect-2026.12.06-s3, which underfitted (validation recall 0.635 at its freeze threshold).
+    widths: tuple[int, int, int, int] = WIDTHS
     version: str = ""
     classes: tuple[str, ...] = CLASSES
 
@@ -312,7 +315,7 @@ def train(
     data = Frames.concat([gen_frames, extra_ok, faces, extra_ok_faces, user], shape)
     train_idx, val_idx = stratified_split(data.y, cfg.val_fraction, cfg.seed)
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
-    model = DefectNet(len(cfg.classes))
+    model = DefectNet(len(cfg.classes), cfg.widths)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     history = _fit(model, train_set, cfg, rep)
     version = cfg.version or time.strftime("defect-%Y%m%d-%H%M%S", time.gmtime())
