@@ -47,7 +47,7 @@ class PipelineConfig(StrictModel):
     inference_queue: int = Field(4, ge=1, le=256, description="cartons waiting for inference")
     booking_queue: int = Field(64, ge=1, le=4096, description="cartons waiting for booking")
     frames_per_carton: int = Field(
-        3, ge=1, le=12, description="frames kept per carton (the middle ones of its passage)"
+        3, ge=1, le=12, description="frames kept per carton (up to the middle one of its passage)"
     )
     latency_target_ms: float = Field(
         250,
