@@ -91,3 +91,18 @@ def test_touching_pieces_of_a_faint_line_are_joined_up_to_a_line_height() -> Non
     # pieces with a gap, or more than a line's height together, stay apart
     assert _join_pieces([(0, 10), (12, 20)], 60) == [(0, 10), (12, 20)]
     assert _join_pieces([(0, 40), (40, 80)], 60) == [(0, 40), (40, 80)]
+
+
+def test_a_short_faint_line_under_a_long_code_line_is_found() -> None:
+    # '(11)281104' under tape below a 45-character line: its columns are a fifth of the code's
+    from edge.vision.ocr.locate import _split_lines
+
+    gray = np.full((120, 900), 200, np.uint8)
+    rng = np.random.default_rng(3)
+    for x in range(20, 880, 20):  # the code line: dark dot-matrix characters
+        gray[30:50, x : x + 12] = np.where(rng.random((20, 12)) < 0.6, 40, 200)
+    for x in range(20, 200, 20):  # the faint short line under tape
+        gray[70:88, x : x + 12] = np.where(rng.random((18, 12)) < 0.6, 150, 200)
+    lines, _, faint, boxes = _split_lines(gray)
+    assert len(lines) == 2 and faint == (1,)
+    assert boxes[1][1] <= 70 and boxes[1][3] >= 88 and boxes[1][2] <= 300

@@ -332,8 +332,13 @@ def _faint_bands(
         bc = np.flatnonzero(low[a:b].any(axis=0))
         if not (0.6 * line_h <= b - a <= 1.5 * line_h and gap <= 1.2 * line_h and bc.size):
             continue
-        overlap = min(c1, int(bc[-1]) + 1) - max(c0, int(bc[0]))
-        if overlap >= 0.4 * (c1 - c0):
+        b0, b1 = int(bc[0]), int(bc[-1]) + 1
+        overlap = min(c1, b1) - max(c0, b0)
+        # under the code's columns: most of the code's width, or a short line ('(11)281104'
+        # under a 45-character line) lying mostly within it
+        if overlap >= 0.4 * (c1 - c0) or (
+            overlap >= 0.7 * (b1 - b0) and b1 - b0 >= 0.15 * (c1 - c0)
+        ):
             out.append((a, b))
     return out
 
