@@ -124,9 +124,6 @@ class Inference:
             self.deviation[name] = _ewma(self.deviation[name], abs(new - mean))
         return _ewma(mean, new)
 
-    def frames_to_read(self, carton: CartonFrames, now: float) -> int:
-        return len(self.choose(carton, now))
-
     def __call__(self, carton: CartonFrames) -> CartonResult:
         from edge.vision.defects.verdict import verdict_action
 
@@ -207,12 +204,6 @@ class Inference:
             ota.handled(carton_id, "defect", active.version)
         ota.shadow_check(image, action)
         return verdict, action
-
-
-def centre_first(frames: Sequence[Frame], n: int, prefer: int | None = None) -> list[Frame]:
-    """The ``n`` frames nearest the preferred one (default the middle one; it always), in
-    capture order."""
-    return [frames[i] for i in sorted(_nearest(len(frames), prefer)[: max(1, n)])]
 
 
 def _preferred(n: int, prefer: int | None) -> int:

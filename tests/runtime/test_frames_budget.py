@@ -15,7 +15,7 @@ import pytest
 from edge.camera.frame import Frame
 from edge.runtime.carton import CartonFrames, Trigger
 from edge.runtime.sample_writer import BackgroundSampleStore
-from edge.runtime.stages import Inference, centre_first
+from edge.runtime.stages import Inference, _nearest
 from edge.vision.ocr import samples as samples_module
 from edge.vision.ocr.reader import Reader
 from edge.vision.ocr.samples import SampleStore
@@ -27,27 +27,25 @@ def carton(images: list[Any], t0: float) -> CartonFrames:
     return CartonFrames("c-1", frames, Trigger.PRESENCE, t0)
 
 
-def test_centre_first_keeps_capture_order() -> None:
-    frames = [Frame(np.zeros((2, 2, 3), np.uint8), i, 0.0, "t") for i in range(5)]
-    assert [f.frame_id for f in centre_first(frames, 1)] == [2]
-    assert [f.frame_id for f in centre_first(frames, 2)] == [1, 2]
-    assert [f.frame_id for f in centre_first(frames, 3)] == [1, 2, 3]
-    assert [f.frame_id for f in centre_first(frames, 9)] == [0, 1, 2, 3, 4]
+def test_frames_are_taken_nearest_the_preferred_one_first() -> None:
+    assert _nearest(5, None) == [2, 1, 3, 0, 4]  # the middle one, then earlier before later
+    assert _nearest(3, 2) == [2, 1, 0]
+    assert _nearest(3, 7) == [2, 1, 0]  # clamped into the passage
 
 
 def test_frames_fused_only_while_they_fit_the_latency_target() -> None:
     inf = Inference(reader=None, latency_target_s=0.25)
     now = 100.0
     three = carton([np.zeros((8, 16, 3), np.uint8)] * 3, now)
-    assert inf.frames_to_read(three, now) == 3  # nothing measured yet: read them all
+    assert len(inf.choose(three, now)) == 3  # nothing measured yet: read them all
     inf.frame_estimate_s = 0.2  # today's reader on a loaded box
-    assert inf.frames_to_read(three, now) == 1
+    assert len(inf.choose(three, now)) == 1
     inf.frame_estimate_s = 0.05  # a reader at its goal
-    assert inf.frames_to_read(three, now) == 3
+    assert len(inf.choose(three, now)) == 3
     inf.reserve_s = 0.12  # booking takes a while: one frame less fits
-    assert inf.frames_to_read(three, now) == 2
-    assert inf.frames_to_read(three, now + 1.0) == 1  # already late: still the best frame
-    assert Inference(reader=None).frames_to_read(three, now) == 3  # no target: all
+    assert len(inf.choose(three, now)) == 2
+    assert len(inf.choose(three, now + 1.0)) == 1  # already late: still the best frame
+    assert len(Inference(reader=None).choose(three, now)) == 3  # no target: all
 
 
 def test_a_jittery_stage_leaves_room_for_its_tail() -> None:
@@ -60,16 +58,14 @@ def test_a_jittery_stage_leaves_room_for_its_tail() -> None:
         steady.track_reserve(0.04)
         jittery.track_reserve(0.0 if i % 2 else 0.08)  # the same mean, a wide spread
     assert abs(steady.reserve_s - jittery.reserve_s) < 0.01
-    assert steady.frames_to_read(three, now) == 3
-    assert jittery.frames_to_read(three, now) == 2
+    assert len(steady.choose(three, now)) == 3
+    assert len(jittery.choose(three, now)) == 2
 
 
 def test_preferred_frame_first_and_latency_from_the_earliest_frame_read() -> None:
     # a presence passage handed over the moment its middle frame (the last one) is in
     frames = tuple(Frame(np.zeros((8, 16, 3), np.uint8), i, 10.0 + 0.04 * i, "t") for i in range(3))
     passage = CartonFrames("c-2", frames, Trigger.PRESENCE, 10.0, prefer=2)
-    assert [f.frame_id for f in centre_first(frames, 1, prefer=2)] == [2]
-    assert [f.frame_id for f in centre_first(frames, 2, prefer=2)] == [1, 2]
     inf = Inference(reader=None, latency_target_s=0.25)
     inf.frame_estimate_s = 0.05
     assert [f.frame_id for f in inf.choose(passage, 10.08)] == [0, 1, 2]
