@@ -286,8 +286,7 @@ def _bands(ink: Gray) -> tuple[list[tuple[int, int]], npt.NDArray[np.float64]]:
 def _strip_profiles(ink: Gray) -> npt.NDArray[np.float64]:
     """Row profiles of STRIPS vertical strips of the ink map (STRIPS x rows)."""
     edges = np.linspace(0, ink.shape[1], STRIPS + 1).astype(int).tolist()
-    cols = ink.astype(np.float64) / 255.0
-    return np.stack([cols[:, a:b].sum(axis=1) for a, b in pairwise(edges)])
+    return np.stack([ink[:, a:b].sum(axis=1, dtype=np.float64) / 255.0 for a, b in pairwise(edges)])
 
 
 def _robust_profile(strips: npt.NDArray[np.float64], a: int, b: int) -> npt.NDArray[np.float64]:
