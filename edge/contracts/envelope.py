@@ -117,7 +117,14 @@ def b64url(data: bytes) -> str:
 
 
 def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict base64url: only the one canonical spelling of the bytes decodes. The last
+    character of a part carries unused low bits that ``urlsafe_b64decode`` ignores, so without
+    the round trip a signature could be respelled into a different token that still verifies
+    (found by tests/fuzz); a token string names exactly one signed result."""
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if b64url(raw) != text:
+        raise binascii.Error("not the canonical base64url spelling")
+    return raw
 
 
 def cert_fingerprint(cert: x509.Certificate) -> str:

@@ -160,12 +160,15 @@ def _with_nan() -> bytes:
 
 
 H, P, S = VALID.split(".")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 HDR = json.dumps(HEADER).encode()
 FAULTS = {
     # unsigned: anyone can send these (the cloud reads the header before it knows the device)
     "unsigned-header-nesting": b64url(b"[" * 2_000) + ".e30." + b64url(b"x" * 64),
     "unsigned-signature-85-chars": f"{H}.{P}.{S[:-1]}",
     "unsigned-signature-1-char": f"{H}.{P}.A",
+    # the same 64 signature bytes spelled with other unused low bits in the last character
+    "unsigned-signature-respelled": f"{H}.{P}.{S[:-1]}{_ALPHABET[_ALPHABET.index(S[-1]) ^ 1]}",
     # signed by the device key: a buggy or compromised device
     "signed-payload-nesting": _signed_raw(HDR, b"[" * 20_000 + b"]" * 20_000),
     "signed-event-with-nan": _signed_raw(HDR, _with_nan()),
@@ -178,7 +181,8 @@ FAULTS = {
 @pytest.mark.parametrize("name", sorted(FAULTS))
 def test_found_faults_are_refused_with_a_code(name: str) -> None:
     """Found by this fuzzer: RecursionError from json.loads, binascii.Error from a signature
-    of 1 mod 4 characters, rfc8785's CanonicalizationError from event_hash; now stable codes."""
+    of 1 mod 4 characters, rfc8785's CanonicalizationError from event_hash, and a signature
+    respelled in its last character's unused bits that still verified; now stable codes."""
     _refused(FAULTS[name], tolerate=())
 
 
