@@ -103,6 +103,56 @@ def test_a_short_faint_line_under_a_long_code_line_is_found() -> None:
         gray[30:50, x : x + 12] = np.where(rng.random((20, 12)) < 0.6, 40, 200)
     for x in range(20, 200, 20):  # the faint short line under tape
         gray[70:88, x : x + 12] = np.where(rng.random((18, 12)) < 0.6, 150, 200)
-    lines, _, faint, boxes = _split_lines(gray)
-    assert len(lines) == 2 and faint == (1,)
-    assert boxes[1][1] <= 70 and boxes[1][3] >= 88 and boxes[1][2] <= 300
+    cut = _split_lines(gray)
+    assert len(cut.lines) == 2 and cut.faint == (1,) and not cut.blind
+    assert cut.boxes[1][1] <= 70 and cut.boxes[1][3] >= 88 and cut.boxes[1][2] <= 300
+
+
+def _dot_line(gray: np.ndarray, rows: tuple[int, int], x1: int, ink: int, seed: int) -> None:
+    """Dot-matrix-like characters every 20 columns from x = 20 to ``x1``."""
+    rng = np.random.default_rng(seed)
+    a, b = rows
+    for x in range(20, x1, 20):
+        gray[a:b, x : x + 12] = np.where(rng.random((b - a, 12)) < 0.6, ink, gray[a:b, x : x + 12])
+
+
+def test_a_faint_line_half_under_tape_is_found() -> None:
+    # tape over the lower half of '(11)240620': only 10 of its 20 rows show, faintly
+    from edge.vision.ocr.locate import _split_lines
+
+    gray = np.full((120, 900), 200, np.uint8)
+    _dot_line(gray, (30, 50), 880, 40, 1)
+    _dot_line(gray, (60, 70), 300, 150, 2)
+    cut = _split_lines(gray)
+    assert len(cut.lines) == 2 and cut.faint == (1,)
+
+
+def test_a_faint_line_printed_a_line_lower_is_found() -> None:
+    # a faded prod date 1.6 line heights below the code line (wider spacing than the code's)
+    from edge.vision.ocr.locate import _split_lines
+
+    gray = np.full((160, 900), 200, np.uint8)
+    _dot_line(gray, (30, 50), 880, 40, 1)
+    _dot_line(gray, (82, 100), 500, 150, 2)
+    cut = _split_lines(gray)
+    assert len(cut.lines) == 2 and cut.faint == (1,)
+    # but not a faint mark far below: that is not a line of the code
+    gray = np.full((200, 900), 200, np.uint8)
+    _dot_line(gray, (30, 50), 880, 40, 1)
+    _dot_line(gray, (130, 148), 500, 150, 2)
+    assert _split_lines(gray).faint == ()
+
+
+def test_texture_beside_the_code_makes_the_faint_search_blind() -> None:
+    # coarse board: specks too faint for the line search but dense at the low threshold, so a
+    # faint line beside the code could not be told from the board
+    from edge.vision.ocr.locate import _split_lines
+
+    rng = np.random.default_rng(5)
+    gray = np.where(rng.random((160, 900)) < 0.25, 150, 200).astype(np.uint8)
+    _dot_line(gray, (60, 80), 880, 40, 1)
+    cut = _split_lines(gray)
+    assert len(cut.lines) == 1 and cut.blind
+    clean = np.full((160, 900), 200, np.uint8)
+    _dot_line(clean, (60, 80), 880, 40, 1)
+    assert not _split_lines(clean).blind

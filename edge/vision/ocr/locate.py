@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -52,6 +52,9 @@ class Located:
     # per line, its crop's (x0, y0, x1, y1) in the deskewed region (rotated by region.angle
     # about the region's centre): where the line was cut, for measuring the localiser
     boxes: tuple[tuple[int, int, int, int], ...] = ()
+    # the low-threshold search saw texture, not lines, next to the code: a faint line there
+    # could be neither found nor ruled out
+    blind: bool = False
 
 
 def to_gray(image: npt.NDArray[np.uint8]) -> Gray:
@@ -117,17 +120,31 @@ def locate(image: npt.NDArray[np.uint8]) -> Located:
     crop = gray[y : y + h, x : x + w]
     angle = _skew(crop)
     rotated = _rotate(crop, angle)
-    lines, dropped, faint, boxes = _split_lines(rotated, dark_background(crop))
-    return Located(Region(x, y, w, h, angle), tuple(lines), dropped, faint, tuple(boxes))
+    cut = _split_lines(rotated, dark_background(crop))
+    return Located(
+        Region(x, y, w, h, angle),
+        tuple(cut.lines),
+        cut.dropped,
+        cut.faint,
+        boxes=tuple(cut.boxes),
+        blind=cut.blind,
+    )
 
 
-def _ink(gray: Gray, k: int, scale: float = 1.0) -> Gray:
+def _ink(gray: Gray, k: int, scale: float = 1.0, hat: Gray | None = None) -> Gray:
     """Binary map of small dark marks (dots, strokes) on any smoothly varying background;
-    ``scale`` < 1 lowers the threshold (faint print)."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    hat = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel)
+    ``scale`` < 1 lowers the threshold (faint print). ``hat``: the black-hat of ``gray`` with
+    kernel ``k`` when the caller already has it (one per region, several thresholds)."""
+    if hat is None:
+        hat = _black_hat(gray, k)
     thr = max(_percentiles(hat, (99.5,))[0] * 0.35, 18.0) * scale
     return (hat > thr).astype(np.uint8) * 255
+
+
+def _black_hat(gray: Gray, k: int) -> Gray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    hat: Gray = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel)
+    return hat
 
 
 def _drop_border_marks(ink: Gray) -> Gray:
@@ -301,45 +318,72 @@ def _robust_profile(strips: npt.NDArray[np.float64], a: int, b: int) -> npt.NDAr
     return np.asarray(np.median(inked / inked.max(axis=1, keepdims=True), axis=0), np.float64)
 
 
-def _line_ink(gray: Gray, k: int, scale: float = 1.0) -> Gray:
-    ink = _drop_border_marks(_ink(gray, k, scale))
+def _line_ink(gray: Gray, k: int, scale: float = 1.0, hat: Gray | None = None) -> Gray:
+    ink = _drop_border_marks(_ink(gray, k, scale, hat))
     closed: Gray = cv2.morphologyEx(
         ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 1))
     )
     return closed
 
 
+# Ink thresholds, as shares of the line threshold, at which faint print is looked for: the
+# lowest one at which the board's texture does not swamp the rows beside the code. On coarse
+# kraft 0.4 sees texture everywhere (14 of 100 clean frames), 0.6 only where tape or a smear
+# hides it (seeds 4000000 and 7000000).
+FAINT_SCALES = (0.4, 0.5, 0.6)
+
+
+class _Faint(NamedTuple):
+    bands: list[tuple[int, int]]
+    blind: bool
+    low: Gray  # the ink map the bands were found in
+
+
 def _faint_bands(
-    gray: Gray, k: int, kept: list[tuple[int, int]], ink: Gray
-) -> list[tuple[int, int]]:
+    gray: Gray, k: int, kept: list[tuple[int, int]], ink: Gray, hat: Gray | None = None
+) -> _Faint:
     """Bands only a low ink threshold finds (print under tape, faded ink) that sit beside the
-    code's lines like one more line: as tall as they are, close above or below, and under
-    the same columns. Anything else faint (texture, artwork, edges) is ignored."""
-    low = _line_ink(gray, k, scale=0.4)
+    code's lines like one more line: at least 0.4 as tall as they are (tape may cover the
+    rest), close above or below, and under the same columns. Anything else faint (texture,
+    artwork, edges) is ignored.
+
+    The threshold is the lowest of :data:`FAINT_SCALES` at which the search is not blind:
+    blind is when a low-threshold band holding the code's lines reaches most of a line height
+    past them, so texture fills the rows beside the code and a faint line there can neither
+    be found nor ruled out. Blind at every scale is reported."""
     heights = sorted(b - a for a, b in kept)
     line_h = heights[len(heights) // 2]
-    bands = _join_pieces(_bands(low)[0], 1.5 * line_h)
     cols = np.flatnonzero(ink[kept[0][0] : kept[-1][1]].any(axis=0))
     if cols.size == 0:
-        return []
+        return _Faint([], False, ink)
     c0, c1 = int(cols[0]), int(cols[-1]) + 1
-    out = []
-    for a, b in bands:
-        if any(min(b, kb) - max(a, ka) > 0 for ka, kb in kept):
-            continue  # an existing line
-        gap = min(abs(a - kb) if a >= kb else abs(ka - b) for ka, kb in kept)
-        bc = np.flatnonzero(low[a:b].any(axis=0))
-        if not (0.6 * line_h <= b - a <= 1.5 * line_h and gap <= 1.2 * line_h and bc.size):
-            continue
-        b0, b1 = int(bc[0]), int(bc[-1]) + 1
-        overlap = min(c1, b1) - max(c0, b0)
-        # under the code's columns: most of the code's width, or a short line ('(11)281104'
-        # under a 45-character line) lying mostly within it
-        if overlap >= 0.4 * (c1 - c0) or (
-            overlap >= 0.7 * (b1 - b0) and b1 - b0 >= 0.15 * (c1 - c0)
-        ):
-            out.append((a, b))
-    return out
+    for scale in FAINT_SCALES:
+        low = _line_ink(gray, k, scale, hat)
+        bands = _join_pieces(_bands(low)[0], 1.5 * line_h)
+        out = []
+        blind = False
+        for a, b in bands:
+            inside = [(ka, kb) for ka, kb in kept if min(b, kb) - max(a, ka) > 0]
+            if inside:
+                blind = blind or max(inside[0][0] - a, b - inside[-1][1]) > 0.75 * line_h
+                continue  # an existing line
+            gap = min(abs(a - kb) if a >= kb else abs(ka - b) for ka, kb in kept)
+            bc = np.flatnonzero(low[a:b].any(axis=0))
+            # the gap allows a wider spacing than the kept lines' own (a prod date printed a
+            # line lower, measured 1.6 line heights below the expiry's line)
+            if not (0.4 * line_h <= b - a <= 1.5 * line_h and gap <= 1.7 * line_h and bc.size):
+                continue
+            b0, b1 = int(bc[0]), int(bc[-1]) + 1
+            overlap = min(c1, b1) - max(c0, b0)
+            # under the code's columns: most of the code's width, or a short line
+            # ('(11)281104' under a 45-character line) lying mostly within it
+            if overlap >= 0.4 * (c1 - c0) or (
+                overlap >= 0.7 * (b1 - b0) and b1 - b0 >= 0.15 * (c1 - c0)
+            ):
+                out.append((a, b))
+        if not blind:
+            break
+    return _Faint(out, blind, low)
 
 
 def _join_pieces(bands: list[tuple[int, int]], most: float) -> list[tuple[int, int]]:
@@ -355,17 +399,25 @@ def _join_pieces(bands: list[tuple[int, int]], most: float) -> list[tuple[int, i
     return out
 
 
-def _split_lines(
-    gray: Gray, invert: bool = False
-) -> tuple[list[Gray], int, tuple[int, ...], list[tuple[int, int, int, int]]]:
+class _Split(NamedTuple):
+    lines: list[Gray]
+    dropped: int
+    faint: tuple[int, ...]
+    boxes: list[tuple[int, int, int, int]]
+    blind: bool
+
+
+def _split_lines(gray: Gray, invert: bool = False) -> _Split:
     """Cut a deskewed region into text lines at the gaps of its row ink profile; also the
-    indices of lines found only at a low ink threshold, and each crop's box."""
+    indices of lines found only at a low ink threshold, each crop's box, and whether the
+    low-threshold search was blind (see :func:`_faint_bands`)."""
     h, w = gray.shape
     k = max(5, (min(h, 60) // 4) | 1)
-    ink = _line_ink(gray, k)
+    hat = _black_hat(gray, k)
+    ink = _line_ink(gray, k, hat=hat)
     bands, rows = _bands(ink)
     if not bands:
-        return [normalise(gray, invert)], 0, (), [(0, 0, w, h)]
+        return _Split([normalise(gray, invert)], 0, (), [(0, 0, w, h)], False)
     tallest = max(b - a for a, b in bands)
     kept = [b for b in bands if b[1] - b[0] >= 0.35 * tallest]
     # a thin band with some ink mass (4% of the region's) may be a line mostly hidden by tape
@@ -373,12 +425,13 @@ def _split_lines(
     dropped = sum(
         1 for b in bands if b not in kept and rows[b[0] : b[1]].sum() > 0.04 * rows.sum()
     ) + max(len(kept) - MAX_LINES, 0)
-    faint = _faint_bands(gray, k, kept, ink) if kept else []
+    found = _faint_bands(gray, k, kept, ink, hat) if kept else _Faint([], False, ink)
+    faint = found.bands
     bands = sorted([*kept, *faint])[:MAX_LINES]
     dropped += max(len(kept) + len(faint) - MAX_LINES, 0) - max(len(kept) - MAX_LINES, 0)
     out = []
     boxes = []
-    low = _line_ink(gray, k, scale=0.4) if faint else ink
+    low = found.low
     for a, b in bands:
         pad = max(3, int((b - a) * 0.3))
         cols = np.flatnonzero((low if (a, b) in faint else ink)[a:b].any(axis=0))
@@ -388,7 +441,8 @@ def _split_lines(
         crop = gray[box[1] : box[3], box[0] : box[2]]
         out.append(normalise(crop, invert))
         boxes.append(box)
-    return out, dropped, tuple(i for i, band in enumerate(bands) if band in faint), boxes
+    faint_idx = tuple(i for i, band in enumerate(bands) if band in faint)
+    return _Split(out, dropped, faint_idx, boxes, found.blind)
 
 
 def _split_band(
