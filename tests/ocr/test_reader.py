@@ -120,6 +120,25 @@ def test_unexplained_digits_block_acceptance(reader: Reader) -> None:
     assert r.reason is not None and "not understood" in r.reason
 
 
+def test_a_line_read_as_a_stray_mark_blocks_acceptance(reader: Reader) -> None:
+    # a prod date under a smear that the recogniser read as 'EO': print it could not read
+    from edge.vision.ocr.decode import FieldRead, LineRead
+    from edge.vision.ocr.locate import Located, Region
+    from edge.vision.ocr.reader import FrameRead
+
+    gtin = FieldRead("gtin", "ai", "06901234567892", "06901234567892", 0.99, np.zeros((0, 1)), 0.0)
+    values: dict[str, str | None] = {**TRUTH, "prod_date": None, "sscc": None}
+    loc = Located(Region(0, 0, 10, 10, 0.0), ())
+    code = LineRead("(01)06901234567892", (gtin,), True)
+    for stray, blocks in (("EO", True), ("", True), ("KEEP DRY", False)):
+        frame = FrameRead(loc, (code, LineRead(stray, (), False)), (), 0)
+        assert reader._unexplained([frame], values) is blocks, stray
+    assert not reader._unexplained([FrameRead(loc, (code,), (), 0)], values)
+    # and a localiser blind beside the code (texture at the low threshold) blocks it too
+    blind = Located(Region(0, 0, 10, 10, 0.0), (), blind=True)
+    assert reader._unexplained([FrameRead(blind, (code,), (), 0)], values)
+
+
 def test_a_second_different_lot_on_the_carton_blocks_acceptance(reader: Reader) -> None:
     # a prod date '(11)260615' whose AI was read as '(10)': a second lot, outvoted by the ASN's
     r = reader.read(label([*CODE, "(10)260615"]), [ASN(**TRUTH)])
@@ -256,3 +275,27 @@ def test_a_production_date_not_before_the_expiry_is_review(reader: Reader) -> No
     r = reader.read(label([*CODE, "(11)280101"]))
     assert r.status == "REVIEW" and r.prod_date == "2028-01-01"
     assert r.reason is not None and "not before expiry" in r.reason
+
+
+def test_a_lot_read_as_near_two_asn_lots_is_not_decided_by_the_match() -> None:
+    from edge.vision.ocr.reader import _edits, _rival_lot
+
+    assert _edits("22009-1", "220409-1") == _edits("22009-1", "220109-1") == 1
+    assert _edits("", "abc") == 3 and _edits("kitten", "sitting") == 3 and _edits("ab", "ab") == 0
+    got = {"gtin": TRUTH["gtin"], "lot": "220109-1", "expiry": TRUTH["expiry"]}
+    truck = [ASN(TRUTH["gtin"], lot, TRUTH["expiry"]) for lot in ("220109-1", "220409-1")]
+    # the print lost a digit ('22009-1'): both lots are one edit away
+    assert _rival_lot("22009-1", dict(got), truck) == "220409-1"
+    # the read is the reported lot, or nearer to it than to the other: no rival
+    assert _rival_lot("220109-1", dict(got), truck) is None
+    assert _rival_lot("22O109-1", dict(got), truck) is None
+    # look-alike swaps cost half an edit: 'UH' is nearer 'VN' than 'V1'
+    assert _edits("B39377-UH", "B39377-VN") < _edits("B39377-UH", "B39377-V1")
+    vn = {**got, "lot": "B39377-VN"}
+    twin = [ASN(TRUTH["gtin"], lot, TRUTH["expiry"]) for lot in ("B39377-VN", "B39377-V1")]
+    assert _rival_lot("B39377-UH", vn, twin) is None
+    # a read too garbled to be near any lot decides nothing
+    assert _rival_lot("IN08806901", dict(got), truck) is None
+    # an ASN line for another product or date is told apart by those fields
+    other = [truck[0], ASN("09506000134352", "220409-1", TRUTH["expiry"])]
+    assert _rival_lot("22009-1", dict(got), other) is None

@@ -266,6 +266,17 @@ class Reader:
             # (lots '1907' and '19O7' on one truck): the print does not decide between them.
             status = REVIEW
             reason = f"{ErrorCode.UNREADABLE.value}: the read and the best ASN line disagree"
+        if status == ACCEPTED and expect and "lot" in fused:
+            rival = _rival_lot(fused["lot"].value, values, expect)
+            if rival is not None:
+                # The print lost a character of the lot ('22009-1') and two ASN lots are one
+                # edit from it ('220409-1', '220109-1'): the character-level match chose one,
+                # but the string the recogniser saw does not decide between them.
+                status = REVIEW
+                reason = (
+                    f"{ErrorCode.UNREADABLE.value}: the lot read ({fused['lot'].value}) is as "
+                    f"near the ASN's {rival} as {values['lot']}"
+                )
         return CartonRead(
             file=file,
             status=status,
@@ -288,13 +299,9 @@ class Reader:
             if values[name] is not None
             for text in value_forms(name, str(values[name]))
         ]
+        if any(fr.located.dropped or fr.located.blind for fr in frames) or _unread_line(frames):
+            return True
         for fr in frames:
-            if fr.located.dropped:
-                return True
-            if any(
-                len(fr.lines[i].text.strip()) < 4 for i in fr.located.faint if i < len(fr.lines)
-            ):
-                return True  # faint print (under tape?) the recogniser could not read
             for line in fr.lines:
                 # a field explains its digits only if it is what the read reports: a second,
                 # different lot on the carton ('(11)260615' read as '(10)260615', a prod date
@@ -355,6 +362,60 @@ class Reader:
                 f"{code}: confidence {confidence:.3f} below {self.config.accept_threshold}",
             )
         return ACCEPTED, None
+
+
+def _rival_lot(
+    read: str | None, values: dict[str, str | None], expect: Sequence[ASN]
+) -> str | None:
+    """Another ASN lot, for the reported GTIN and expiry, at most as many edits from the open
+    read's lot as the reported lot is, when the open read is near the reported lot but not it.
+
+    Near is one real edit per five characters (as in :func:`_digit_coverage`); a swap of
+    look-alikes ('U' read for 'V') costs half an edit, so a read that differs from its lot only
+    by look-alikes is nearer to it than to a lot with another character there."""
+    got = values["lot"]
+    if read is None or got is None or read == got:
+        return None
+    near = _edits(read, got)
+    if near > max(1, len(got) // 5):
+        return None  # the read is too garbled to say which lot it is nearer
+    rivals = sorted(
+        a.lot
+        for a in expect
+        if a.lot != got
+        and (a.gtin, a.expiry) == (values["gtin"], values["expiry"])
+        and _edits(read, a.lot) <= near
+    )
+    return rivals[0] if rivals else None
+
+
+def _edits(a: str, b: str) -> float:
+    """Levenshtein distance with look-alike substitutions at half cost (lots are short)."""
+    row = [float(j) for j in range(len(b) + 1)]
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], float(i)
+        for j, cb in enumerate(b, 1):
+            swap = (
+                0.0
+                if ca == cb
+                else (0.5 if _GROUPS.get(ca, _NONE) & _GROUPS.get(cb, _NONE) else 1.0)
+            )
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + swap)
+    return row[-1]
+
+
+_NONE: frozenset[int] = frozenset()
+
+
+def _unread_line(frames: Sequence[FrameRead]) -> bool:
+    """A line the localiser found that no recogniser read as more than a stray mark or two
+    ('EO' for a prod date under a smear): print that could not be read."""
+    reads: dict[tuple[int, int], bool] = {}
+    for fr in frames:
+        for i, line in enumerate(fr.lines):
+            key = (id(fr.located), i)
+            reads[key] = reads.get(key, False) or len(line.text.strip()) >= 4 or bool(line.fields)
+    return not all(reads.values())
 
 
 def _text(frames: Sequence[FrameRead]) -> str:
