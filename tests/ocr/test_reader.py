@@ -183,13 +183,15 @@ def test_digit_coverage_skips_ai_labels_and_allows_look_alikes() -> None:
     assert _digit_coverage("(17)300130(11)270719", ["300130"]) == 0.5
 
 
-def test_lots_differing_only_by_zero_and_o_or_one_and_l_are_twins() -> None:
+def test_lots_differing_only_by_look_alikes_a_font_draws_alike_are_twins() -> None:
     from edge.vision.ocr.reader import _twins
 
     assert _twins("1907", "19O7") and _twins("19O7", "1907") and _twins("D90", "090")
     assert _twins("L260704", "1260704") and _twins("A1B", "AIB") and _twins("L0", "1O")
     assert not _twins("IL5", "LI5")  # two letters: the font draws them apart
     assert not _twins("B907", "8907")  # 8/B: the ASN match decides on the pixels
+    # 5/S: 'F27S734' matched as its ASN twin 'F275734' at 0.88 (seed 8000000)
+    assert _twins("F27S734", "F275734") and not _twins("F27S734", "F276734")
     assert not _twins("1907", "1917") and not _twins("1907", "19070")
 
 

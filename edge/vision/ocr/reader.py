@@ -38,7 +38,7 @@ ACCEPTED, REVIEW, UNREADABLE, ERROR = "ACCEPTED", "REVIEW", "UNREADABLE", "ERROR
 # Digits and the letters some fonts draw the same: the zero and the round letters; the one
 # and the straight letters (a 5x7 dot-matrix '1' has a foot like an 'L': PP-OCR read lot
 # 'L260704' as '1260704' at 0.999, and an ASN listing both took the wrong one)
-_TWIN_GROUPS = (("0", "0ODQ"), ("1", "1IL"))
+_TWIN_GROUPS = (("0", "0ODQ"), ("1", "1IL"), ("5", "5S"))
 JSON_KEYS = (
     "file",
     "status",
@@ -487,8 +487,8 @@ def _digit_coverage(text: str, values: Sequence[str]) -> float:
 
 
 def _twins(a: str, b: str) -> bool:
-    """Same length, and they differ only where one has a zero and the other an O, D or Q, or
-    one has a one and the other an I or L."""
+    """Same length, and they differ only where one has a zero and the other an O, D or Q, one
+    has a one and the other an I or L, or one a five and the other an S."""
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x != y] if len(a) == len(b) else [()]
     return all(
         len(p) == 2 and any(d in p and set(p) <= set(g) for d, g in _TWIN_GROUPS) for p in pairs
