@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from math import nan
 from pathlib import Path
 
 import cv2
+import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
+from edge.vision.defects.data import render_face_frames, render_frames
 from edge.vision.defects.model import DefectModel
 from edge.vision.session import read_manifest, sha256_file
 from fixtures.defects import TRAIN, render_sample
+from fixtures.defects.dataset import sample_seeds
 
 
 def _train(data: Path, out: Path) -> dict[str, object]:
@@ -90,14 +95,56 @@ def test_widths_shape_the_network_and_are_recorded(tmp_path: Path) -> None:
         holdout_face_per_class=1,
         epochs=1,
         widths=(8, 8, 16, 12),
+        stem=6,
         version="narrow-test",
     )
     result = train(None, tmp_path / "defect", cfg)
     graph = onnx.load(str(result.onnx_path))
     shapes = {tuple(t.dims) for t in graph.graph.initializer}
-    assert (8, 3, 3, 3) in shapes  # first conv: 3 -> 8 channels
+    assert (6, 3, 3, 3) in shapes  # the full-resolution stem: 3 -> 6 channels
+    assert (8, 6, 3, 3) in shapes  # first stage: 6 -> 8 channels (stride 2)
     assert (12, 16, 3, 3) in shapes  # last stage: 16 -> 12
     assert (5, 12, 1, 1) in shapes  # the class-map head reads the 12 channels
     meta = {p.key: p.value for p in graph.metadata_props}
-    assert json.loads(meta["train_config"])["widths"] == [8, 8, 16, 12]
-    assert TrainConfig().widths == (24, 48, 96, 192)
+    config = json.loads(meta["train_config"])
+    assert config["widths"] == [8, 8, 16, 12] and config["stem"] == 6
+    assert TrainConfig().widths == (24, 48, 96, 192) and TrainConfig().stem == 8
+
+    no_stem = train(None, tmp_path / "plain", dataclasses.replace(cfg, stem=0, aux_weight=0.0))
+    plain = {tuple(t.dims) for t in onnx.load(str(no_stem.onnx_path)).graph.initializer}
+    assert (8, 3, 3, 3) in plain and (6, 3, 3, 3) not in plain  # s4's layout: stride 2 first
+
+
+def test_generated_frames_carry_their_damage_box_in_model_pixels() -> None:
+    """The per-cell loss needs to know where the damage is in the letterboxed input."""
+    classes = ("ok", "crack", "crush", "tear", "wet")
+    frames = render_frames("train", 1, 4, classes, (192, 144))
+    boxes = frames.box_array()
+    assert boxes.shape == (5, 4)
+    for label, seed in sample_seeds(4, 1):
+        i = classes.index(label)
+        truth = render_sample(seed, label, TRAIN).box
+        if truth is None:
+            assert label == "ok" and list(boxes[i]) == [0, 0, 0, 0]
+            continue
+        # 320x240 frames fill the 192x144 input: a scale of 0.6, no bars.
+        assert boxes[i] == pytest.approx([v * 0.6 for v in truth], abs=1e-3)
+    faces = render_face_frames("train", 1, 4, classes, (192, 144), only=("tear",))
+    x0, y0, x1, y1 = faces.box_array()[0]
+    assert 0 <= x0 < x1 <= 192 and 18 <= y0 < y1 <= 126  # a 16:9 face: grey bars of 18 px
+
+
+def test_cell_targets_mark_the_damage_and_leave_unknown_places_out() -> None:
+    import torch
+
+    from edge.vision.defects.train import box_masks, cell_targets
+
+    boxes = torch.tensor([[0.0, 0.0, 0.0, 0.0], [16.0, 16.0, 48.0, 32.0], [nan, nan, nan, nan]])
+    y = torch.tensor([0, 3, 1])
+    masks = box_masks(boxes, 64, 64)
+    assert masks.shape == (3, 1, 64, 64) and float(masks[1].sum()) == 32 * 16
+    t = cell_targets(y, boxes, masks, (4, 4), ok=0)
+    assert (t[0] == 0).all()  # an ok frame is ok everywhere
+    assert t[1, 1, 1] == 3 and t[1, 1, 2] == 3 and int((t[1] == 3).sum()) == 2
+    assert int((t[1] == 0).sum()) == 14  # the rest of the damaged frame is ok
+    assert (t[2] == -100).all()  # damaged, place unknown (a user's photo): no cell target

@@ -1,7 +1,10 @@
 """Training and evaluation data: generated frames plus labelled photos from ``DATA/<class>/``.
 
 Frames are stored letterboxed to the model input as uint8 (3 x H x W), about 80 kB each, so a
-few thousand fit in memory on the training box. No torch here: the bench and tests use it too.
+few thousand fit in memory on the training box. Generated frames also keep the damage's box in
+model-input pixels: training uses it to tell the class maps where the damage is (a hairline crack
+is a few dozen pixels of a 192x144 frame, too little for the frame's label alone to teach).
+No torch here: the bench and tests use it too.
 """
 
 from __future__ import annotations
@@ -17,43 +20,85 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.contracts.errors import DockgateError
-from edge.vision.defects.image import letterbox, read_image, to_rgb8
+from edge.vision.defects.image import Letterbox, letterbox, read_image, to_rgb8
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 Progress = Callable[[int], None]
+Box = tuple[int, int, int, int]
+#: A frame with no damage (class ``ok``): an empty box.
+NO_BOX = (0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass
 class Frames:
-    """A labelled set of model inputs: ``x`` (N, 3, H, W) uint8, ``y`` (N,) class indices."""
+    """A labelled set of model inputs: ``x`` (N, 3, H, W) uint8, ``y`` (N,) class indices.
+
+    ``boxes`` (N, 4) float32: each frame's damage box ``(x0, y0, x1, y1)`` in model-input pixels,
+    all zeros for a frame without damage, NaN where the damage's place is unknown; ``None``
+    means unknown for every frame.
+    """
 
     x: npt.NDArray[np.uint8]
     y: npt.NDArray[np.int64]
     source: list[str]
+    boxes: npt.NDArray[np.float32] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
+    def box_array(self) -> npt.NDArray[np.float32]:
+        """``boxes``, with NaN rows (unknown) when the set has none."""
+        if self.boxes is not None:
+            return self.boxes
+        return np.full((len(self), 4), np.nan, np.float32)
+
     def subset(self, idx: npt.NDArray[np.int64]) -> Frames:
-        return Frames(self.x[idx], self.y[idx], [self.source[int(i)] for i in idx])
+        return Frames(
+            self.x[idx], self.y[idx], [self.source[int(i)] for i in idx], self.box_array()[idx]
+        )
 
     @staticmethod
     def concat(parts: list[Frames], shape: tuple[int, int, int]) -> Frames:
         parts = [p for p in parts if len(p)]
         if not parts:
-            return Frames(np.zeros((0, *shape), np.uint8), np.zeros(0, np.int64), [])
+            return Frames(
+                np.zeros((0, *shape), np.uint8),
+                np.zeros(0, np.int64),
+                [],
+                np.zeros((0, 4), np.float32),
+            )
         return Frames(
             np.concatenate([p.x for p in parts]),
             np.concatenate([p.y for p in parts]),
             [s for p in parts for s in p.source],
+            np.concatenate([p.box_array() for p in parts]),
         )
 
 
 def to_input_u8(rgb: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
     """Letterbox an RGB frame to the model input, kept as uint8 (3, H, W) to save memory."""
-    tensor, _ = letterbox(rgb, width, height)
-    return np.asarray(np.round(tensor[0] * 255.0), dtype=np.uint8)
+    return _to_input(rgb, width, height)[0]
+
+
+def _to_input(
+    rgb: npt.NDArray[np.uint8], width: int, height: int
+) -> tuple[npt.NDArray[np.uint8], Letterbox]:
+    tensor, geom = letterbox(rgb, width, height)
+    return np.asarray(np.round(tensor[0] * 255.0), dtype=np.uint8), geom
+
+
+def input_box(box: Box | None, geom: Letterbox) -> tuple[float, float, float, float]:
+    """A damage box in source-frame pixels to model-input pixels (``NO_BOX`` for none)."""
+    if box is None:
+        return NO_BOX
+    x0, y0, x1, y1 = box
+    return (
+        x0 * geom.scale + geom.pad_x,
+        y0 * geom.scale + geom.pad_y,
+        x1 * geom.scale + geom.pad_x,
+        y1 * geom.scale + geom.pad_y,
+    )
 
 
 def list_labelled(data_dir: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
@@ -140,8 +185,11 @@ def render_face_frames(
 Task = tuple[str, str, str, int]  # (generator, domain, label, sample seed)
 
 
-def _render_one(task: Task, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
-    """One generated frame, letterboxed to the model input (a pure function of its task)."""
+def _render_one(
+    task: Task, size: tuple[int, int]
+) -> tuple[npt.NDArray[np.uint8], tuple[float, float, float, float]]:
+    """One generated frame letterboxed to the model input, and its damage box there (a pure
+    function of its task)."""
     # The generator lives in fixtures/ (shipped with the distribution, not with the runtime
     # image); importing it here keeps the inference path free of it.
     from fixtures.defects import DOMAINS, render_sample
@@ -149,11 +197,14 @@ def _render_one(task: Task, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
 
     kind, domain_name, label, sample_seed = task
     domain = DOMAINS[domain_name]
+    box: Box | None
     if kind == "face":
-        rgb = render_face(sample_seed, label, domain)[0]
+        rgb, box, _ = render_face(sample_seed, label, domain)
     else:
-        rgb = render_sample(sample_seed, label, domain).image
-    return to_input_u8(rgb, *size)
+        sample = render_sample(sample_seed, label, domain)
+        rgb, box = sample.image, sample.box
+    x, geom = _to_input(rgb, *size)
+    return x, input_box(box, geom)
 
 
 def _render(
@@ -170,26 +221,42 @@ def _render(
     """
     width, height = size
     xs: list[np.ndarray] = []
+    boxes: list[tuple[float, float, float, float]] = []
     if workers <= 1 or len(tasks) < 2 * workers:
         for task in tasks:
-            xs.append(_render_one(task, size))
+            x, box = _render_one(task, size)
+            xs.append(x)
+            boxes.append(box)
             if on_progress is not None:
                 on_progress(1)
     else:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(workers) as pool:
-            for x in pool.imap(functools.partial(_render_one, size=size), tasks, chunksize=8):
+            for x, box in pool.imap(functools.partial(_render_one, size=size), tasks, chunksize=8):
                 xs.append(x)
+                boxes.append(box)
                 if on_progress is not None:
                     on_progress(1)
     ys = [classes.index(t[2]) for t in tasks]
     src = [f"{t[0]}:{t[1]}:{t[3]}:{t[2]}" for t in tasks]
-    return _frames(xs, ys, src, (3, height, width))
+    return _frames(xs, ys, src, (3, height, width), boxes)
 
 
-def _frames(xs: list[np.ndarray], ys: list[int], src: list[str], shape: tuple[int, ...]) -> Frames:
+def _frames(
+    xs: list[np.ndarray],
+    ys: list[int],
+    src: list[str],
+    shape: tuple[int, ...],
+    boxes: list[tuple[float, float, float, float]] | None = None,
+) -> Frames:
+    """``boxes`` None: the damage's place is unknown (labelled photos)."""
     x = np.stack(xs) if xs else np.zeros((0, *shape), np.uint8)
-    return Frames(x.astype(np.uint8), np.asarray(ys, np.int64), src)
+    y = np.asarray(ys, np.int64)
+    if boxes is None:
+        box = np.full((len(ys), 4), np.nan, np.float32)
+    else:
+        box = np.asarray(boxes, np.float32).reshape(len(ys), 4)
+    return Frames(x.astype(np.uint8), y, src, box)
 
 
 def stratified_split(
