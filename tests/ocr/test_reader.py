@@ -267,8 +267,8 @@ def test_cascade_reads_with_the_second_recogniser_only_when_the_first_is_not_sur
 def test_each_recogniser_gets_its_calibrated_temperature_unless_one_is_set() -> None:
     from edge.vision.ocr.config import TEMPERATURE
 
-    assert OcrConfig().calibrated_temperature == TEMPERATURE["ppocr"] == 1.5
-    assert OcrConfig(recognizer="crnn").calibrated_temperature == TEMPERATURE["crnn"] == 1.0
+    assert OcrConfig().calibrated_temperature == TEMPERATURE["ppocr"] == 1.75
+    assert OcrConfig(recognizer="crnn").calibrated_temperature == TEMPERATURE["crnn"] == 1.5
     assert OcrConfig(recognizer="crnn", temperature=2.0).calibrated_temperature == 2.0
 
 

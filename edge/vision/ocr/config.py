@@ -16,14 +16,17 @@ Recognizer = Literal["ppocr", "crnn", "both", "cascade"]
 # cached, decoder and gate re-run per setting). The rule: no wrong ACCEPTED, and the most
 # confident wrong read well below accept_threshold (0.85). Figures: ACCEPTED and right without /
 # with an ASN, most confident wrong read.
-# - ppocr: 1.5 (120 frames: 10.8 % / 27.5 %, 0.64); 1.0 reads more (14.2 / 29.2 %) but a wrong
-#   read reaches 0.84, at the threshold.
-# - crnn: 1.0 (240 frames: 7.1 % / 29.6 %, 0.72 open and 0.58 ASN); PP-OCR's 1.5 left it at
-#   1.2 % / 24.2 %: the CRNN is not over-confident as PP-OCR is on dot print, and softening it
-#   spreads a clean lot's tail frames over longer lots. evidence_weight 0 would read more
-#   (33.3 % ASN) but accepted one wrong read at 0.96, so it stays 0.5 for both.
+# - ppocr: 1.75. First 1.5 (120 frames: 10.8 % / 27.5 %, 0.64; 1.0 read more, 14.2 / 29.2 %, but
+#   a wrong read reached 0.84). On 1,800 frames (300 per bucket) 1.5 accepted one wrong read in
+#   each mode (6.7 % / 16.4 %), 1.75 none (5.2 % / 14.1 %; most confident wrong read 0.91 open,
+#   stopped by the gate's other rules), 2.0 none either but reads far less (1.6 % / 10.0 %).
+# - crnn: 1.5. First 1.0 (240 frames: 7.1 % / 29.6 %, 0.72 open and 0.58 ASN; 1.5 read 1.2 % /
+#   24.2 %). evidence_weight 0 would read more (33.3 % ASN) but accepted one wrong read at 0.96,
+#   so it stays 0.5 for both. On 1,800 frames 1.0 accepted five wrong reads without an ASN
+#   (8.3 % / 24.8 %, most confident 0.96), 1.25 two (4.9 / 22.8 %), 1.5 none (1.1 / 18.9 %,
+#   most confident wrong read 0.76): the larger set shows the CRNN over-confident too.
 # - both, cascade: PP-OCR's value (not calibrated on their own).
-TEMPERATURE: dict[str, float] = {"ppocr": 1.5, "crnn": 1.0, "both": 1.5, "cascade": 1.5}
+TEMPERATURE: dict[str, float] = {"ppocr": 1.75, "crnn": 1.5, "both": 1.75, "cascade": 1.75}
 
 
 class OcrConfig(StrictModel):
