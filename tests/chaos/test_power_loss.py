@@ -48,6 +48,7 @@ class Figures:
     tried: set[str] = field(default_factory=set)
     lost: set[str] = field(default_factory=set)
     cycles_with_loss: int = 0
+    cycles_acked: int = 0  # cycles whose writer acknowledged at least one event
     unexpected: set[str] = field(default_factory=set)
     rolled_back: int = 0
     vanished: int = 0
@@ -60,7 +61,8 @@ class Figures:
         return (
             f"power-loss synchronous={self.synchronous}: cycles={self.cycles} "
             f"acked={len(self.acked)} lost={len(self.lost)} "
-            f"cycles_with_loss={self.cycles_with_loss} unexpected={len(self.unexpected)} "
+            f"cycles_with_loss={self.cycles_with_loss} cycles_acked={self.cycles_acked} "
+            f"unexpected={len(self.unexpected)} "
             f"files_rolled_back={self.rolled_back} files_vanished={self.vanished} "
             f"kills_before_ready={self.killed_before_ready} events={self.events_at_end} "
             f"integrity_or_chain_failures={len(self.problems)} seconds={self.seconds:.1f}"
@@ -149,6 +151,7 @@ def run_cycles(
         os.kill(pid, signal.SIGKILL)
         assert zygote.ask(f"wait {pid}").startswith("done")
         lines = log.read_text().splitlines() if log.exists() else []  # killed before it logged
+        fig.cycles_acked += any(line.startswith("ack ") for line in lines)
         for line in lines:
             verb, _, rest = line.partition(" ")
             if verb == "try":
@@ -209,10 +212,16 @@ def test_full_survives_power_loss(tmp_path: Path, shim: Path, zygote_factory: li
 def test_normal_is_caught_losing_acknowledged_events(
     tmp_path: Path, shim: Path, zygote_factory: list[Zygote]
 ) -> None:
-    """Harness sanity: WAL + synchronous=NORMAL does not sync at commit, so cuts lose acks."""
-    fig = _run(tmp_path, zygote_factory, shim, "NORMAL", 20)
+    """Harness sanity: WAL + synchronous=NORMAL does not sync at commit, so cuts lose acks.
+
+    A cut loses nothing when a checkpoint synced the last acks just before it, so the share of
+    cycles with a loss is a coin with p ~ 0.55-0.85 (measured 11-17 of 20, 24-34 of 40; a
+    cycle killed while opening acknowledges nothing). "At least 10 of 20" failed about one run
+    in twenty (CI, 2026-12-07); at least 12 of 40 stays more than three standard deviations
+    below p = 0.55, while an inert or rarely cutting harness still fails."""
+    fig = _run(tmp_path, zygote_factory, shim, "NORMAL", 40)
     assert fig.lost, "synchronous=NORMAL lost nothing: the harness is not cutting power"
-    assert fig.cycles_with_loss >= 10
+    assert fig.cycles_with_loss >= 12, fig.line()
     # NORMAL is still consistent (SQLite's promise): only durability is weaker
     assert fig.problems == []
     assert fig.unexpected == set()
