@@ -30,6 +30,7 @@ from edge.vision.ocr.fuse import FusedField, fuse_field
 from edge.vision.ocr.locate import Located, locate
 from edge.vision.ocr.recognize import LineRecognizer, Recognizer, Remapped
 from edge.vision.ocr.samples import SampleStore
+from edge.vision.ocr.strings import edit_distance
 from edge.vision.session import MODELS_DIR
 
 REQUIRED = ("gtin", "lot", "expiry")
@@ -37,7 +38,8 @@ OPTIONAL = ("prod_date", "sscc")
 ACCEPTED, REVIEW, UNREADABLE, ERROR = "ACCEPTED", "REVIEW", "UNREADABLE", "ERROR"
 # Digits and the letters some fonts draw the same: the zero and the round letters; the one
 # and the straight letters (a 5x7 dot-matrix '1' has a foot like an 'L': PP-OCR read lot
-# 'L260704' as '1260704' at 0.999, and an ASN listing both took the wrong one)
+# 'L260704' as '1260704' at 0.999, and an ASN listing both took the wrong one); the five and
+# the S ('F27S734' matched to its ASN twin 'F275734' at 0.88)
 _TWIN_GROUPS = (("0", "0ODQ"), ("1", "1IL"), ("5", "5S"))
 JSON_KEYS = (
     "file",
@@ -390,21 +392,12 @@ def _rival_lot(
 
 
 def _edits(a: str, b: str) -> float:
-    """Levenshtein distance with look-alike substitutions at half cost (lots are short)."""
-    row = [float(j) for j in range(len(b) + 1)]
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], float(i)
-        for j, cb in enumerate(b, 1):
-            swap = (
-                0.0
-                if ca == cb
-                else (0.5 if _GROUPS.get(ca, _NONE) & _GROUPS.get(cb, _NONE) else 1.0)
-            )
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + swap)
-    return row[-1]
+    """Edit distance with look-alike substitutions ('U' read for 'V') at half cost."""
+    return edit_distance(a, b, _swap_cost)
 
 
-_NONE: frozenset[int] = frozenset()
+def _swap_cost(x: str, y: str) -> float:
+    return 0.5 if _GROUPS.get(x, frozenset()) & _GROUPS.get(y, frozenset()) else 1.0
 
 
 def _unread_line(frames: Sequence[FrameRead]) -> bool:

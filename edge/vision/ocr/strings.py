@@ -1,16 +1,31 @@
 """Scores of given strings on a CTC probability matrix: exact (the string is the whole line
 or field) and spotted (the string is somewhere in the line). Compiled with numba like the graph
-search in :mod:`edge.vision.ocr.ctc`.
+search in :mod:`edge.vision.ocr.ctc`. Also the edit distance between two strings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numba
 import numpy as np
 
 from edge.vision.ocr.ctc import NEG, FloatArray
+
+
+def edit_distance(a: str, b: str, swap: Callable[[str, str], float] | None = None) -> float:
+    """Levenshtein distance: insertions and deletions cost 1, a substitution ``swap(x, y)``
+    (default 1). Plain Python: the strings are short (a line, a lot)."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i, ca in enumerate(a, 1):
+        cur = [float(i)]
+        for j, cb in enumerate(b, 1):
+            cost = 0.0 if ca == cb else (1.0 if swap is None else swap(ca, cb))
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost))
+        prev = cur
+    return prev[-1]
 
 
 def literal_forward(probs: FloatArray, labels: Sequence[int]) -> float:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from edge.vision.ocr import strings
+
 
 def greedy_text(probs: npt.NDArray[np.floating], charset: Sequence[str]) -> str:
     """Best path, repeats collapsed, blanks (class 0) dropped."""
@@ -23,15 +25,7 @@ def greedy_text(probs: npt.NDArray[np.floating], charset: Sequence[str]) -> str:
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    return int(strings.edit_distance(a, b))
 
 
 @dataclass(frozen=True)
