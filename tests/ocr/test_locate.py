@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge.vision.ocr.locate import _join_halves, _percentiles, dark_background, normalise
 
@@ -116,27 +117,29 @@ def _dot_line(gray: np.ndarray, rows: tuple[int, int], x1: int, ink: int, seed: 
         gray[a:b, x : x + 12] = np.where(rng.random((b - a, 12)) < 0.6, ink, gray[a:b, x : x + 12])
 
 
-def test_a_faint_line_half_under_tape_is_found() -> None:
-    # tape over the lower half of '(11)240620': only 10 of its 20 rows show, faintly
+@pytest.mark.parametrize(
+    ("rows", "x1", "height"),
+    [
+        # tape over the lower half of '(11)240620': only 10 of its 20 rows show, faintly
+        ((60, 70), 300, 120),
+        # a faded prod date 1.6 line heights below the code line (wider than the code's spacing)
+        ((82, 100), 500, 160),
+    ],
+    ids=["half-under-tape", "a-line-lower"],
+)
+def test_a_faint_line_beside_the_code_is_found(rows: tuple[int, int], x1: int, height: int) -> None:
     from edge.vision.ocr.locate import _split_lines
 
-    gray = np.full((120, 900), 200, np.uint8)
+    gray = np.full((height, 900), 200, np.uint8)
     _dot_line(gray, (30, 50), 880, 40, 1)
-    _dot_line(gray, (60, 70), 300, 150, 2)
+    _dot_line(gray, rows, x1, 150, 2)
     cut = _split_lines(gray)
     assert len(cut.lines) == 2 and cut.faint == (1,)
 
 
-def test_a_faint_line_printed_a_line_lower_is_found() -> None:
-    # a faded prod date 1.6 line heights below the code line (wider spacing than the code's)
+def test_a_faint_mark_far_below_the_code_is_no_line_of_it() -> None:
     from edge.vision.ocr.locate import _split_lines
 
-    gray = np.full((160, 900), 200, np.uint8)
-    _dot_line(gray, (30, 50), 880, 40, 1)
-    _dot_line(gray, (82, 100), 500, 150, 2)
-    cut = _split_lines(gray)
-    assert len(cut.lines) == 2 and cut.faint == (1,)
-    # but not a faint mark far below: that is not a line of the code
     gray = np.full((200, 900), 200, np.uint8)
     _dot_line(gray, (30, 50), 880, 40, 1)
     _dot_line(gray, (130, 148), 500, 150, 2)
