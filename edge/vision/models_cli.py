@@ -225,6 +225,20 @@ def train_defect(
 @click.option("--holdout-lines", default=800, show_default=True, type=click.IntRange(4, 100_000))
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1, 500))
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(1, 1024))
+@click.option(
+    "--lr",
+    default=2e-3,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Peak learning rate of the one-cycle schedule (lower it with --init).",
+)
+@click.option(
+    "--init",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Start from this exported CRNN (e.g. the shipped one) instead of random weights; "
+    "its BatchNorm statistics stay fixed.",
+)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -263,6 +277,8 @@ def train_codes(
     holdout_lines: int,
     epochs: int,
     batch: int,
+    lr: float,
+    init: Path | None,
     seed: int,
     threads: int,
     workers: int,
@@ -298,6 +314,8 @@ def train_codes(
         holdout_lines=holdout_lines,
         epochs=epochs,
         batch=batch,
+        lr=lr,
+        init=str(init) if init is not None else "",
         threads=threads,
         workers=workers,
         max_minutes=max_minutes,

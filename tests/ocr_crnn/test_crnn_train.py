@@ -66,6 +66,32 @@ def test_train_codes_end_to_end(tmp_path: Path) -> None:
     assert all(np.allclose(p.sum(axis=1), 1.0, atol=1e-4) for p in probs)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_train_codes_starts_from_the_shipped_model(tmp_path: Path) -> None:
+    """--init loads the exported weights: at a vanishing learning rate the new file reads a
+    line exactly as the shipped one does (a random start would not)."""
+    from edge.vision.session import MODELS_DIR
+
+    shipped = CrnnRecognizer(threads=1, models_dir=MODELS_DIR)
+    out = tmp_path / "crnn"
+    args = [
+        "models", "train-codes", "--out", str(out), "--init", str(shipped.model.path),
+        "--lr", "1e-12", "--lines", "16", "--val-lines", "8", "--holdout-lines", "4",
+        "--epochs", "1", "--batch", "8", "--seed", "3", "--cache", str(tmp_path / "cache"),
+        "--no-compare", "--no-manifest", "--version", "tiny-init",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f'"init": "{shipped.model.path}"' in card and '"lr": 1e-12' in card
+    tuned = CrnnRecognizer(threads=1, path=out / "crnn_codes.onnx")
+    crop = np.full((40, 240), 225, np.uint8)
+    cv2.putText(crop, "LOT A24B117", (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 30, 2)
+    a, b = shipped([crop])[0], tuned([crop])[0]
+    assert a.shape == b.shape and float(np.abs(a - b).max()) < 1e-3
+
+
 def test_train_codes_bad_arguments(tmp_path: Path) -> None:
     out = str(tmp_path / "o")
     r = CliRunner().invoke(cli, ["models", "train-codes", "--data", str(tmp_path), "--out", out])
@@ -74,6 +100,10 @@ def test_train_codes_bad_arguments(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "needs labelled crops" in r.output
     r = CliRunner().invoke(cli, ["models", "train-codes", "--epochs", "0"])
     assert r.exit_code != 0
+    r = CliRunner().invoke(cli, ["models", "train-codes", "--lr", "0", "--out", out])
+    assert r.exit_code != 0 and "--lr" in r.output
+    r = CliRunner().invoke(cli, ["models", "train-codes", "--init", str(tmp_path / "no.onnx")])
+    assert r.exit_code != 0 and "does not exist" in r.output
     (tmp_path / "labels.json").write_text('{"a.png": "lot a1"}')
     args = ["--lines", "0", "--val-lines", "8", "--holdout-lines", "4", "--cache", str(tmp_path)]
     r = CliRunner().invoke(
