@@ -76,7 +76,9 @@ freeze at score >= **{result.freeze_threshold:.4f}**, review from
 ## Data
 - Training, product views: {cfg.per_class} generated frames per class ({cfg.ok_factor}x for
   `ok`) from `fixtures.defects` domain `train` (kraft cartons seen three-quarters from above on
-  grey/black/blue belts and slats; PET, amber and green glass bottles of two shapes).
+  grey/black/blue belts, slats and procedurally randomised belts of any colour with stripes,
+  ridges or a mesh of random pitch and orientation; clear PET, amber and green glass and PET
+  and glass of random tint; two fixed bottle shapes and random parametric profiles).
 - Training, carton faces as the gate camera sees them (`fixtures.defects.face`):
   {cfg.face_per_class} frames per class `ok`, `crush`, `tear`, `wet` ({cfg.face_ok_factor}x for
   `ok`), each a `fixtures.cartons` frame (printed code, inkjet smudges, smears, dirt,
@@ -86,7 +88,8 @@ freeze at score >= **{result.freeze_threshold:.4f}**, review from
   {cfg.val_fraction:.0%} stratified validation split.
 - Validation: that split ({result.val.count} frames), used only to choose thresholds.
 - Held-out: {cfg.holdout_per_class} frames per class from domain `holdout`, generator settings
-  training never saw: roller and green conveyors, pale and dark recycled board, near-cubic
+  training never uses (its random belts, tints and profiles may come near some of them by
+  chance): roller and green conveyors, pale and dark recycled board, near-cubic
   cartons, clear glass and blue PET, long-neck bottles and jars, darker warmer light with more
   sensor noise, longer branchier cracks, shallower dents, smaller tears, larger fainter stains;
   plus {cfg.holdout_face_per_class} carton faces per class `ok`, `crush`, `tear`, `wet` in the
