@@ -1,7 +1,7 @@
 """Defect model figures: held-out recall / false-freeze / confusion, and latency p50/p95.
 
     .venv/bin/python bench/defects.py [--per-class 200] [--face-per-class 100] [--cartons 60]
-                                      [--frames 300] [--model PATH]
+                                      [--frames 300] [--model PATH] [--latency-threads 1,2]
 
 ``--model`` measures a candidate ONNX file (e.g. a fresh ``train-defect --no-manifest`` output)
 instead of the manifest's ``defect`` entry, with the same frames, so the two compare directly.
@@ -188,7 +188,7 @@ def _load(path: Path | None, threads: int) -> DefectModel:
     return DefectModel.load(path, sha256=sha256_file(path), threads=threads)
 
 
-def latency(frames: int, path: Path | None = None) -> None:
+def latency(frames: int, path: Path | None = None, thread_counts: tuple[int, ...] = (1, 2)) -> None:
     if path is None:
         entry = model_entry("defect")
         path, version = entry.path, entry.version
@@ -204,14 +204,14 @@ def latency(frames: int, path: Path | None = None) -> None:
     print("|---|---|---|---|---|---|---|")
     sample = cv2.cvtColor(render_sample(5, "crack", HOLDOUT).image, cv2.COLOR_RGB2BGR)
     with tempfile.TemporaryDirectory() as tmp:
-        for threads in (1, 2):
+        for threads in thread_counts:
             model = _load(path, threads)
             ref_path = Path(tmp) / "ref.onnx"
             _reference_model(ref_path, model.info.input_height, model.info.input_width)
             ref = load_session(ref_path, sha256_file(ref_path), threads=threads)
             x = np.zeros((1, 3, model.info.input_height, model.info.input_width), np.float32)
-            for name, size in (("320x240", (320, 240)), ("1280x720", (1280, 720))):
-                frame = cv2.resize(sample, size, interpolation=cv2.INTER_LINEAR)
+            for name, dims in (("320x240", (320, 240)), ("1280x720", (1280, 720))):
+                frame = cv2.resize(sample, dims, interpolation=cv2.INTER_LINEAR)
                 m, r = [], []
                 for _ in range(20):
                     model.predict(frame)
@@ -242,13 +242,20 @@ def main() -> None:
         default=None,
         help="candidate ONNX file to measure instead of the manifest's 'defect' entry",
     )
+    ap.add_argument(
+        "--latency-threads",
+        default="1,2",
+        help="comma-separated onnxruntime thread counts for the latency rows (on a shared box, "
+        "1 keeps the bench on one core)",
+    )
     args = ap.parse_args()
+    thread_counts = tuple(int(v) for v in args.latency_threads.split(",") if v.strip())
     started = time.perf_counter()
     model = _load(args.model, 1)
     print(f"# Defect model {model.version}\n")
     quality(model, args.per_class, args.face_per_class)
     conveyor(model, args.cartons)
-    latency(args.frames, args.model)
+    latency(args.frames, args.model, thread_counts)
     print(
         f"\n(bench took {time.perf_counter() - started:.0f} s; load average "
         f"{' '.join(f'{v:.2f}' for v in __import__('os').getloadavg())})"
