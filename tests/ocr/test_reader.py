@@ -301,3 +301,32 @@ def test_a_lot_read_as_near_two_asn_lots_is_not_decided_by_the_match() -> None:
     # an ASN line for another product or date is told apart by those fields
     other = [truck[0], ASN("09506000134352", "220409-1", TRUTH["expiry"])]
     assert _rival_lot("22009-1", dict(got), other) is None
+
+
+def test_a_garbled_copy_after_its_own_label_is_explained() -> None:
+    from edge.vision.ocr.asn import value_forms
+    from edge.vision.ocr.reader import _digit_coverage
+
+    labelled = {
+        "expiry": value_forms("expiry", "2030-08-15"),
+        "gtin": value_forms("gtin", "06916050757624"),
+    }
+    # three edits in ten characters: too garbled to count anywhere else, but after the
+    # expiry's own label (PP-OCR on a 30 % smudged frame) those digits are the expiry's
+    assert _digit_coverage("2030/65-15", list(labelled["expiry"])) == 0.0
+    assert _digit_coverage("有效期至 2030/65-15", [], labelled) == 1.0
+    assert _digit_coverage("有效期 2030/65-15", [], labelled) == 1.0  # 至 lost
+    # the same digits without a label, or after another field's label, stay unexplained
+    assert _digit_coverage("2030/65-15", [], labelled) == 0.0
+    assert _digit_coverage("PROD 2030/65-15", [], labelled) == 0.0
+    assert _digit_coverage("LOT 2030/65-15", [], labelled) == 0.0
+    # one copy per label: a second date after the expiry's is not covered by it
+    assert _digit_coverage("EXP 2030/08/15 2025/03/14", [], labelled) == 0.5
+    # and the looser match still needs most of the value: four edits in ten is not a copy
+    assert _digit_coverage("EXP 2025/03/14", [], labelled) == 0.0
+    # a label of a field with no reported value explains nothing
+    assert _digit_coverage("SSCC 369767920455256394", [], labelled) == 0.0
+    # labels as the recogniser bends them; the zero of 'L0T' is no digit of a value
+    assert _digit_coverage("L0T A24B117", ["A24B117"]) == 1.0
+    assert _digit_coverage("L0T 2030/65-15", [], {"lot": ("2030-08-15",)}) == 1.0
+    assert _digit_coverage("<17)300S15", [], {"expiry": ("300815",)}) == 1.0

@@ -301,6 +301,11 @@ class Reader:
             if values[name] is not None
             for text in value_forms(name, str(values[name]))
         ]
+        by_field = {
+            name: (str(value),) if name == "sscc" else value_forms(name, str(value))
+            for name, value in values.items()
+            if value is not None
+        }
         if any(fr.located.dropped or fr.located.blind for fr in frames) or _unread_line(frames):
             return True
         for fr in frames:
@@ -316,7 +321,7 @@ class Reader:
                     and f.confidence >= 0.5
                     and f.value == values.get(f.name)
                 ]
-                if _digit_coverage(line.text, [*own, *forms]) < 0.7:
+                if _digit_coverage(line.text, [*own, *forms], by_field) < 0.7:
                     return True
         return False
 
@@ -460,14 +465,27 @@ for _g, _chars in enumerate(LOOKALIKES):
         _GROUPS[_c] = _GROUPS.get(_c, frozenset()) | {_g}
 
 
-def _digit_coverage(text: str, values: Sequence[str]) -> float:
+def _digit_coverage(
+    text: str, values: Sequence[str], labelled: dict[str, Sequence[str]] | None = None
+) -> float:
     """Share of the digits in ``text`` inside a near-copy of one of ``values``.
 
     A value covers the stretch of ``text`` it matches with at most one edit per five
     characters (a misread or lost character; look-alikes are not edits), so scattered digits
-    that merely also occur in a date do not count. The digits of bracketed AIs are labels.
+    that merely also occur in a date do not count. The digits of bracketed AIs and of labels
+    read with a zero ('L0T') are labels.
+
+    ``labelled`` (field name -> the printed forms of its reported value) also lets a value
+    cover a more garbled copy, one edit per three characters, but only in the stretch after
+    that field's own label ('有效期至 2030/65-15' for an expiry 2030-08-15): the label says
+    whose digits those are, so they cannot be a production date or SSCC that was not read.
     """
-    labels = {i for m in _AI_LABEL.finditer(text) for i in range(m.start(), m.end())}
+    labels = {
+        i
+        for pattern in (_AI_LABEL, _LABEL_RE)
+        for m in pattern.finditer(text.upper())
+        for i in range(m.start(), m.end())
+    }  # 'L0T' and 'PR0D' have no digit of a value either
     digits = [i for i, c in enumerate(text) if c.isdigit() and i not in labels]
     if not digits:
         return 1.0
@@ -476,7 +494,38 @@ def _digit_coverage(text: str, values: Sequence[str]) -> float:
         span = _near_substring(text, v, max(1, len(v) // 5))
         if span is not None:
             covered.update(range(*span))
+    if labelled:
+        covered |= _labelled_cover(text, labelled)
     return sum(1 for i in digits if i in covered) / len(digits)
+
+
+# The labels of each field as printed and as the recogniser bends them ('L0T', '有效期' with
+# its last character lost, '<17)'). The stretch after one, up to the next label, is that
+# field's print.
+_FIELD_LABELS = {
+    "gtin": r"GTIN|[(<\[{]01[)>\]}]",
+    "lot": r"L[O0]T|批号|[(<\[{]10[)>\]}]",
+    "expiry": r"EXP|有效期至?|BEST BY|[(<\[{]1[57][)>\]}]",
+    "prod_date": r"PR[O0]D|生产日期|[(<\[{]11[)>\]}]",
+    "sscc": r"SSCC|[(<\[{]00[)>\]}]",
+}
+_LABEL_RE = re.compile("|".join(f"(?P<{name}>{pat})" for name, pat in _FIELD_LABELS.items()))
+
+
+def _labelled_cover(text: str, labelled: dict[str, Sequence[str]]) -> set[int]:
+    """Positions of ``text`` inside a near-copy (one edit per three characters) of one of a
+    field's ``labelled`` forms, looked for only between that field's label and the next
+    label. A second date after the expiry's stays uncovered: only one copy is matched."""
+    marks = list(_LABEL_RE.finditer(text.upper()))
+    covered: set[int] = set()
+    for mark, after in zip(marks, [*marks[1:], None][: len(marks)], strict=True):
+        start, end = mark.end(), (after.start() if after is not None else len(text))
+        for form in labelled.get(str(mark.lastgroup), ()):
+            hit = _near_substring(text[start:end], form, max(1, len(form) // 3))
+            if hit is not None:
+                covered.update(range(start + hit[0], start + hit[1]))
+                break
+    return covered
 
 
 def _twins(a: str, b: str) -> bool:
