@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -466,7 +466,7 @@ for _g, _chars in enumerate(LOOKALIKES):
 
 
 def _digit_coverage(
-    text: str, values: Sequence[str], labelled: dict[str, Sequence[str]] | None = None
+    text: str, values: Sequence[str], labelled: Mapping[str, Sequence[str]] | None = None
 ) -> float:
     """Share of the digits in ``text`` inside a near-copy of one of ``values``.
 
@@ -512,7 +512,7 @@ _FIELD_LABELS = {
 _LABEL_RE = re.compile("|".join(f"(?P<{name}>{pat})" for name, pat in _FIELD_LABELS.items()))
 
 
-def _labelled_cover(text: str, labelled: dict[str, Sequence[str]]) -> set[int]:
+def _labelled_cover(text: str, labelled: Mapping[str, Sequence[str]]) -> set[int]:
     """Positions of ``text`` inside a near-copy (one edit per three characters) of one of a
     field's ``labelled`` forms, looked for only between that field's label and the next
     label. A second date after the expiry's stays uncovered: only one copy is matched."""
