@@ -298,6 +298,11 @@ def test_a_lot_read_as_near_two_asn_lots_is_not_decided_by_the_match() -> None:
     assert _rival_lot("B39377-UH", vn, twin) is None
     # a read too garbled to be near any lot decides nothing
     assert _rival_lot("IN08806901", dict(got), truck) is None
+    # but a read far from the reported lot and near another one speaks against the match (the
+    # CRNN read 'JBNW' under a smear, the ASN listed 'JBDW', the match found 'L220228')
+    jb = [ASN(TRUTH["gtin"], lot, TRUTH["expiry"]) for lot in ("JBDW", "L220228")]
+    assert _rival_lot("JBNW", {**got, "lot": "L220228"}, jb) == "JBDW"
+    assert _rival_lot("JBNW", {**got, "lot": "JBDW"}, jb) is None
     # an ASN line for another product or date is told apart by those fields
     other = [truck[0], ASN("09506000134352", "220409-1", TRUTH["expiry"])]
     assert _rival_lot("22009-1", dict(got), other) is None

@@ -276,8 +276,8 @@ class Reader:
                 # but the string the recogniser saw does not decide between them.
                 status = REVIEW
                 reason = (
-                    f"{ErrorCode.UNREADABLE.value}: the lot read ({fused['lot'].value}) is as "
-                    f"near the ASN's {rival} as {values['lot']}"
+                    f"{ErrorCode.UNREADABLE.value}: the lot read ({fused['lot'].value}) is at "
+                    f"least as near the ASN's {rival} as {values['lot']}"
                 )
         return CartonRead(
             file=file,
@@ -375,7 +375,8 @@ def _rival_lot(
     read: str | None, values: dict[str, str | None], expect: Sequence[ASN]
 ) -> str | None:
     """Another ASN lot, for the reported GTIN and expiry, at most as many edits from the open
-    read's lot as the reported lot is, when the open read is near the reported lot but not it.
+    read's lot as the reported lot is, when the open read is near the reported lot but not it;
+    or, when the open read is not near the reported lot, another that it is near.
 
     Near is one real edit per five characters (as in :func:`_digit_coverage`); a swap of
     look-alikes ('U' read for 'V') costs half an edit, so a read that differs from its lot only
@@ -384,14 +385,21 @@ def _rival_lot(
     if read is None or got is None or read == got:
         return None
     near = _edits(read, got)
-    if near > max(1, len(got) // 5):
-        return None  # the read is too garbled to say which lot it is nearer
+
+    def rival(lot: str) -> bool:
+        if near <= max(1, len(got) // 5):
+            return _edits(read, lot) <= near
+        # too garbled to be the reported lot: it still speaks against it when it is a near
+        # copy of another lot ('JBNW' read, 'JBDW' listed, and the match found 'L220228' in
+        # the digits of a smudged date)
+        return _edits(read, lot) <= max(1, len(lot) // 5)
+
     rivals = sorted(
         a.lot
         for a in expect
         if a.lot != got
         and (a.gtin, a.expiry) == (values["gtin"], values["expiry"])
-        and _edits(read, a.lot) <= near
+        and rival(a.lot)
     )
     return rivals[0] if rivals else None
 
