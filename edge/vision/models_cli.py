@@ -239,6 +239,14 @@ def train_defect(
     help="Start from this exported CRNN (e.g. the shipped one) instead of random weights; "
     "its BatchNorm statistics stay fixed.",
 )
+@click.option(
+    "--blank-lines",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1_000_000),
+    help="Crops with nothing printed (board and label stock, text '') added to training, so the "
+    "recogniser learns to read nothing there.",
+)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -279,6 +287,7 @@ def train_codes(
     batch: int,
     lr: float,
     init: Path | None,
+    blank_lines: int,
     seed: int,
     threads: int,
     workers: int,
@@ -316,6 +325,7 @@ def train_codes(
         batch=batch,
         lr=lr,
         init=str(init) if init is not None else "",
+        blank_lines=blank_lines,
         threads=threads,
         workers=workers,
         max_minutes=max_minutes,

@@ -15,6 +15,7 @@ from edge.vision.ocr.crnn.data import (
     LineSet,
     LineSpec,
     augment,
+    blank_lines,
     build_lines,
     holdout_specs,
     load_labelled,
@@ -102,6 +103,18 @@ def test_augment_is_seeded_and_network_sized() -> None:
     assert len(variants) == 5
     p = plain(img)
     assert p.shape[0] == HEIGHT and p.max() > 200 and p.min() < 60  # normalised contrast
+
+
+def test_blank_lines_are_seeded_unprinted_stock() -> None:
+    a, b = blank_lines(6, seed=4), blank_lines(6, seed=4)
+    assert a.texts == [""] * 6
+    assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images, strict=True))
+    assert not np.array_equal(a.images[0], blank_lines(1, seed=5).images[0])
+    for im in a.images:
+        assert im.dtype == np.uint8 and im.shape[0] == RENDER_HEIGHT
+        assert RENDER_HEIGHT <= im.shape[1] < 25 * RENDER_HEIGHT
+        # no dark marks: every pixel stays near its column's level (no stroke, no dot)
+        assert float(np.abs(im.astype(np.float32) - np.median(im, axis=0)).max()) < 60
 
 
 def test_lineset_roundtrip_and_cache(tmp_path: Path) -> None:

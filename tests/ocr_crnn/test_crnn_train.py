@@ -70,14 +70,16 @@ def test_train_codes_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.timeout(900)
 def test_train_codes_starts_from_the_shipped_model(tmp_path: Path) -> None:
     """--init loads the exported weights: at a vanishing learning rate the new file reads a
-    line exactly as the shipped one does (a random start would not)."""
+    line exactly as the shipped one does (a random start would not). Blank lines (empty
+    targets) train alongside."""
     from edge.vision.session import MODELS_DIR
 
     shipped = CrnnRecognizer(threads=1, models_dir=MODELS_DIR)
     out = tmp_path / "crnn"
     args = [
         "models", "train-codes", "--out", str(out), "--init", str(shipped.model.path),
-        "--lr", "1e-12", "--lines", "16", "--val-lines", "8", "--holdout-lines", "4",
+        "--lr", "1e-12", "--lines", "16", "--blank-lines", "4", "--val-lines", "8",
+        "--holdout-lines", "4",
         "--epochs", "1", "--batch", "8", "--seed", "3", "--cache", str(tmp_path / "cache"),
         "--no-compare", "--no-manifest", "--version", "tiny-init",
     ]  # fmt: skip
@@ -85,6 +87,7 @@ def test_train_codes_starts_from_the_shipped_model(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert f'"init": "{shipped.model.path}"' in card and '"lr": 1e-12' in card
+    assert f"Started from `{shipped.model.path}`" in card and '"blank_lines": 4' in card
     tuned = CrnnRecognizer(threads=1, path=out / "crnn_codes.onnx")
     crop = np.full((40, 240), 225, np.uint8)
     cv2.putText(crop, "LOT A24B117", (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 30, 2)

@@ -117,7 +117,7 @@ Held-out by smudge share:
 
 ## Training
 - {result.stopped}; {result.seconds / 60:.1f} min wall, {result.cpu_seconds / 60:.1f} min CPU
-  ({cfg.threads} thread(s), shared machine), seeded (`seed={cfg.seed}`).
+  ({cfg.threads} thread(s), shared machine), seeded (`seed={cfg.seed}`).{_start(cfg.init)}
 - Curve: `training.png` (CTC loss and validation CER per evaluation).
 
 ## Limits
@@ -131,6 +131,15 @@ grammar-constrained decoder, which rejects ungrammatical lines and check-digit f
 {json.dumps(asdict(cfg), indent=1)}
 ```
 """
+
+
+def _start(init: str) -> str:
+    if not init:
+        return ""
+    return (
+        f"\n- Started from `{init}` (its weights, BatchNorm statistics kept fixed), "
+        "not from random weights."
+    )
 
 
 def write_card(result: TrainResult) -> Path:

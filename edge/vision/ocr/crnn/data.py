@@ -254,6 +254,28 @@ def _u8(x: object) -> Gray:
     return np.asarray(x, np.uint8)
 
 
+def blank_lines(count: int, seed: int, height: int = RENDER_HEIGHT) -> LineSet:
+    """``count`` crops with nothing printed on them, text ``""``: plain, mottled or fibrous
+    board and label stock under a light gradient and sensor noise, 1 to 25 line heights wide.
+
+    The recogniser must read nothing where nothing is printed (a band the localiser took for
+    a line); trained on code lines only, it was seen to read a '(' on blank paper."""
+    rng = np.random.default_rng([seed, 23])
+    out = LineSet([], [])
+    for _ in range(count):
+        w = int(rng.integers(height, 25 * height))
+        img = np.full((height, w), rng.uniform(110.0, 245.0), np.float32)
+        img += np.linspace(0.0, rng.uniform(-30.0, 30.0), w, dtype=np.float32)[None, :]
+        coarse = rng.normal(0.0, rng.uniform(0.0, 8.0), (max(2, height // 8), max(2, w // 8)))
+        img += cv2.resize(coarse.astype(np.float32), (w, height), interpolation=cv2.INTER_CUBIC)
+        k = int(rng.integers(1, 9))
+        fibres = cv2.blur(rng.normal(0.0, 1.0, (height, w)).astype(np.float32), (k, 1))
+        img += fibres * rng.uniform(0.0, 10.0) + rng.normal(0.0, rng.uniform(1.0, 6.0), img.shape)
+        out.images.append(np.clip(img, 0, 255).astype(np.uint8))
+        out.texts.append("")
+    return out
+
+
 def augment(rng: np.random.Generator, grey: Gray) -> Gray:
     """One random variation of a stored crop, normalised and resized to the network height."""
     h, w = grey.shape

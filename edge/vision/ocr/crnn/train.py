@@ -36,6 +36,7 @@ from edge.vision.ocr.crnn.data import (
     LineSet,
     LineSpec,
     augment,
+    blank_lines,
     build_lines,
     holdout_specs,
     load_labelled,
@@ -95,6 +96,7 @@ class TrainConfig:
     version: str = ""
     # an ONNX CRNN to start from (fine-tuning, BatchNorm statistics frozen); "": random init
     init: str = ""
+    blank_lines: int = 0  # crops with nothing printed (empty text) added to training
 
 
 @dataclass
@@ -387,6 +389,8 @@ def train(
     if len(user):
         rep.note(f"{len(user)} labelled crops from {data}")
         train_set.extend(user)
+    if cfg.blank_lines:
+        train_set.extend(blank_lines(cfg.blank_lines, cfg.seed))
     net = CrnnNet(len(CHARSET), cfg.channels, cfg.hidden)
     if cfg.init:
         load_onnx_weights(net, Path(cfg.init))  # verified against onnxruntime, else raises
