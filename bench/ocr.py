@@ -286,6 +286,8 @@ def calibrate(reader: Reader, args: Any, temperatures: list[float]) -> None:
                 if r.status == "ACCEPTED":
                     right[smudge] += ok
                     wrong += not ok
+                    if not ok and args.show_wrong:
+                        print(f"WRONG T {t} {mode} {smudge:.0%}: {r} vs {want}", flush=True)
                 if not ok and r.gtin and r.lot and r.expiry:
                     worst = max(worst, r.confidence)
             per = " ".join(f"{100 * right[b] / max(n[b], 1):.0f}" for b in BUCKETS)
