@@ -17,7 +17,7 @@ from edge.vision.ocr.crnn.data import build_lines, plain, train_specs
 from edge.vision.ocr.crnn.metrics import score_lines
 from edge.vision.ocr.crnn.net import CrnnNet
 from edge.vision.ocr.crnn.warm import MAX_DIFF, WarmStartError, load_onnx_weights, max_diff
-from edge.vision.session import model_entry
+from edge.vision.session import MODELS_DIR, model_entry, read_manifest
 
 SHIPPED = model_entry("ocr.crnn").path
 
@@ -96,7 +96,8 @@ def test_a_codes_job_starts_from_production_unless_told_not_to(tmp_path: Path) -
     signed.write_bytes(SHIPPED.read_bytes())
     params, start = learning.codes_init({"epochs": 1}, signed)  # a signed release exists
     assert params == {"epochs": 1, "init": str(signed)}
-    assert start == {"source": "release", "file": str(signed), "version": "crnn-2026.12.06-s3"}
+    shipped = read_manifest(MODELS_DIR)["ocr.crnn"].version  # codes_init reads the ONNX metadata
+    assert start == {"source": "release", "file": str(signed), "version": shipped}
     params, start = learning.codes_init({}, None)  # none: the manifest's shipped model
     assert params["init"] == str(SHIPPED) and start["source"] == "shipped"
     params, start = learning.codes_init({"init": "none"}, signed)
