@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import (
@@ -71,25 +72,30 @@ def sync_releases(s: Session, repo_dir: Path) -> int:
 
     targets: Targets = Metadata[Targets].from_file(str(path)).signed
     known = set(s.execute(select(OtaRelease.target)).scalars())
-    added = 0
+    rows = []
     for target_path, info in targets.targets.items():
         custom = dict(info.custom or {})
         if target_path in known or "version" not in custom or "name" not in custom:
             continue  # already recorded, or an active.json pointer rather than a model file
-        s.add(
-            OtaRelease(
-                target=target_path,
-                name=str(custom["name"]),
-                version=str(custom["version"]),
-                sha256=info.hashes["sha256"],
-                length=info.length,
-                custom=custom,
-            )
+        rows.append(
+            {
+                "target": target_path,
+                "name": str(custom["name"]),
+                "version": str(custom["version"]),
+                "sha256": info.hashes["sha256"],
+                "length": info.length,
+                "custom": custom,
+                "registered_at": utcnow(),
+            }
         )
-        added += 1
-    if added:
-        s.flush()
-    return added
+    if not rows:
+        return 0
+    # The evaluator and a person creating a rollout may both find a new release at once. On
+    # PostgreSQL both transactions then insert it and the second one's unique key failed with a
+    # 500 (a CI run's POST /v1/rollouts); whoever comes second now just finds it recorded.
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(OtaRelease).values(rows).on_conflict_do_nothing()
+    return len(s.execute(stmt.returning(OtaRelease.target)).all())
 
 
 @dataclass(frozen=True)

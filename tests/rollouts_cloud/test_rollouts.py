@@ -4,10 +4,12 @@ directives, ETag, the evaluator's promotions and rollbacks, device refusals, ope
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, select
 
 from cloud.db.models import utcnow
 from cloud.rollouts import service
@@ -404,3 +406,32 @@ def test_figures_add_up_per_device_window_and_are_pruned(env: RolloutEnv) -> Non
             r.at = t0 - dt.timedelta(days=15)
     with env.svc.sessions.begin() as s:
         assert service.prune_figures(s, dt.timedelta(days=14)) == 2
+
+
+def test_two_transactions_finding_the_same_new_release_both_succeed(env: RolloutEnv) -> None:
+    """The evaluator and a rollout being created both record a new release: on PostgreSQL the
+    second insert waited for the first to commit and then failed its unique key (a 500 from
+    ``POST /v1/rollouts`` in CI). Now the second one finds the release recorded."""
+    from cloud.db.models import OtaRelease
+
+    with env.svc.sessions.begin() as s:
+        s.execute(delete(OtaRelease))
+    results: dict[str, int | BaseException] = {}
+
+    def second() -> None:
+        try:
+            with env.svc.sessions.begin() as s2:
+                results["second"] = service.sync_releases(s2, env.repo)
+        except BaseException as exc:  # the thread's failure is the test's result
+            results["second"] = exc
+
+    with env.svc.sessions.begin() as s1:
+        results["first"] = service.sync_releases(s1, env.repo)
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.5)  # the second transaction reads the same empty table and waits to insert
+    t.join(30)
+    assert results == {"first": 3, "second": 0}, results
+    with env.svc.sessions() as s:
+        versions = sorted(s.execute(select(OtaRelease.version)).scalars())
+    assert versions == [A, B, BAD]
