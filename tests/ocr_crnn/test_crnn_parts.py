@@ -14,6 +14,7 @@ from edge.vision.ocr.crnn.data import (
     RENDER_HEIGHT,
     LineSet,
     LineSpec,
+    _board_margins,
     augment,
     blank_lines,
     build_lines,
@@ -115,6 +116,26 @@ def test_blank_lines_are_seeded_unprinted_stock() -> None:
         assert RENDER_HEIGHT <= im.shape[1] < 25 * RENDER_HEIGHT
         # no dark marks: every pixel stays near its column's level (no stroke, no dot)
         assert float(np.abs(im.astype(np.float32) - np.median(im, axis=0)).max()) < 60
+
+
+def test_board_margins_add_bare_board_beside_the_print() -> None:
+    grey, _ = render_line(train_specs(1, seed=9)[0])
+    h, w = grey.shape
+    level = float(np.percentile(grey, 80))
+    widths = []
+    for seed in range(12):
+        out = _board_margins(np.random.default_rng(seed), grey, h / 1.5)
+        assert out.dtype == np.uint8 and out.shape[0] == h
+        widths.append(out.shape[1] - w)
+        start = next(
+            x for x in range(out.shape[1] - w + 1) if np.array_equal(out[:, x : x + w], grey)
+        )
+        board = np.concatenate([out[:, :start], out[:, start + w :]], axis=1)
+        # the board is the crop's paper, darker only at a few small specks
+        assert abs(float(np.median(board)) - level) < 12
+        assert float((board < level - 40).mean()) < 0.05
+    assert min(widths) >= 2 and max(widths) <= 2 * 10 * h / 1.5 + 2
+    assert len(set(widths)) > 6  # 1 to 10 line heights, one or both sides
 
 
 def test_lineset_roundtrip_and_cache(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from fixtures.cartons.settings import HOLDOUT, TRAIN, CartonSettings
 Gray = npt.NDArray[np.uint8]
 
 RENDER_HEIGHT = 40  # stored crops are a little taller than HEIGHT, for margin jitter
+BOARD_MARGIN_P = 0.3  # share of training crops given a stretch of bare board beside the print
 DATA_VERSION = 1  # bump when rendering or augmentation changes (cache key)
 
 # smudge share of the line's box, and how often training draws it
@@ -290,6 +291,8 @@ def augment(rng: np.random.Generator, grey: Gray) -> Gray:
     if max(top, bottom, left, right) > 0:
         pads = (max(0, top), max(0, bottom), max(0, left), max(0, right))
         img = _u8(cv2.copyMakeBorder(img, *pads, cv2.BORDER_REPLICATE))
+    if rng.random() < BOARD_MARGIN_P:
+        img = _board_margins(rng, img, line_h)
     ih, iw = img.shape
     stretch = float(rng.uniform(0.8, 1.25))
     img = _u8(cv2.resize(img, (max(8, round(iw * stretch)), ih), interpolation=cv2.INTER_LINEAR))
@@ -316,6 +319,38 @@ def augment(rng: np.random.Generator, grey: Gray) -> Gray:
         if ok:
             img = _u8(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE))
     return resize_line(normalise(img))
+
+
+def _board_margins(rng: np.random.Generator, img: Gray, line_h: float) -> Gray:
+    """``img`` with a stretch of bare board, 1 to 10 line heights wide, on its left, right
+    or both sides: the board's level and grain as measured in the crop, with a few dark
+    specks of fibre or dirt. The reader's line crops reach out to specks on the board
+    beside the print, and a CRNN that had only seen tight crops read such stretches as
+    characters ('有效期至2030/08/31062', '(15)261215 206')."""
+    h = img.shape[0]
+    level = float(np.percentile(img, 80))
+    paper = img[img >= np.percentile(img, 60)].astype(np.float32)
+    grain = float(paper.std()) if paper.size > 1 else 3.0
+    ink = float(np.percentile(img, 3))
+    side = ("left", "right", "both")[int(rng.choice(3, p=(0.3, 0.5, 0.2)))]
+
+    def board() -> Gray:
+        w = max(2, round(float(rng.uniform(1.0, 10.0)) * line_h))
+        out = np.full((h, w), level, np.float32)
+        grain_k = int(rng.integers(1, 7))
+        out += cv2.blur(rng.normal(0.0, 1.0, (h, w)).astype(np.float32), (grain_k, 1)) * grain
+        out += rng.normal(0.0, grain * 0.5, out.shape).astype(np.float32)
+        specks = np.zeros_like(out)
+        for _ in range(int(rng.poisson(float(rng.uniform(0.0, 1.5)) * w / max(line_h, 1.0)))):
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            dark = float(rng.uniform(0.2, 0.8)) * (level - ink)
+            radius = max(1, round(float(rng.uniform(0.6, 2.2))))
+            cv2.circle(specks, centre, radius, dark, -1, lineType=cv2.LINE_AA)
+        return _u8(np.clip(out - specks, 0, 255))
+
+    left = [board()] if side in ("left", "both") else []
+    right = [board()] if side in ("right", "both") else []
+    return _u8(np.concatenate([*left, img, *right], axis=1))
 
 
 def plain(grey: Gray) -> Gray:
