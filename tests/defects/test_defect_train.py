@@ -148,3 +148,41 @@ def test_cell_targets_mark_the_damage_and_leave_unknown_places_out() -> None:
     assert t[1, 1, 1] == 3 and t[1, 1, 2] == 3 and int((t[1] == 3).sum()) == 2
     assert int((t[1] == 0).sum()) == 14  # the rest of the damaged frame is ok
     assert (t[2] == -100).all()  # damaged, place unknown (a user's photo): no cell target
+
+
+def test_exported_model_averages_the_frame_and_its_mirror(tmp_path: Path) -> None:
+    """The shipped graph scores a frame and its mirror image the same, mirrors its heat map
+    with the frame, and equals the trained net's outputs averaged over the two."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from edge.vision.defects.net import DefectNet
+    from edge.vision.defects.train import TrainConfig, export_onnx
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(widths=(4, 8, 8, 8), stem=4)
+    net = DefectNet(len(cfg.classes), cfg.widths, stem=cfg.stem).eval()
+    export_onnx(net, tmp_path / "flip.onnx", cfg, {"version": "t"})
+    export_onnx(net, tmp_path / "plain.onnx", dataclasses.replace(cfg, flip_average=False), {})
+    flip = ort.InferenceSession(str(tmp_path / "flip.onnx"), providers=["CPUExecutionProvider"])
+    plain = ort.InferenceSession(str(tmp_path / "plain.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).random((2, 3, cfg.input_height, cfg.input_width), np.float32)
+    mirror = np.ascontiguousarray(x[:, :, :, ::-1])
+    logits, maps = flip.run(None, {"image": x})
+    logits_m, maps_m = flip.run(None, {"image": mirror})
+    assert logits.shape == (2, len(cfg.classes))
+    np.testing.assert_allclose(logits_m, logits, atol=1e-5)
+    np.testing.assert_allclose(maps_m, maps[:, :, :, ::-1], atol=1e-5)
+    a, amaps = plain.run(None, {"image": x})
+    b, bmaps = plain.run(None, {"image": mirror})
+    np.testing.assert_allclose(logits, (a + b) / 2, atol=1e-5)
+    np.testing.assert_allclose(maps, (amaps + bmaps[:, :, :, ::-1]) / 2, atol=1e-5)
+    # one copy of the weights, not two
+    import onnx
+
+    def weights(name: str) -> int:
+        graph = onnx.load(str(tmp_path / name)).graph
+        return sum(int(np.prod(t.dims)) for t in graph.initializer if len(t.dims) > 1)
+
+    assert weights("flip.onnx") == weights("plain.onnx") > 0

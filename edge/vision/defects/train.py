@@ -38,7 +38,7 @@ from edge.vision.defects.data import (
 )
 from edge.vision.defects.evaluate import Evaluation, evaluate_frames, scores_onnx
 from edge.vision.defects.metrics import choose_thresholds
-from edge.vision.defects.net import STEM, WIDTHS, DefectNet
+from edge.vision.defects.net import STEM, WIDTHS, DefectNet, FlipAveraged
 from edge.vision.session import seal_onnx
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class TrainConfig:
     # Weight of the per-cell loss on the class maps: cells over a generated frame's damage box
     # should score its class, all others "ok" (0: the frame's label only, as up to s4).
     aux_weight: float = 1.0
+    # Export the net averaged with its mirror image (edge.vision.defects.net.FlipAveraged);
+    # thresholds and held-out figures are measured on what is exported (False up to s7).
+    flip_average: bool = True
     version: str = ""
     classes: tuple[str, ...] = CLASSES
 
@@ -255,10 +258,11 @@ def _fit(
 def export_onnx(model: DefectNet, path: Path, cfg: TrainConfig, meta: dict[str, str]) -> None:
     """Export with a dynamic batch axis; write the model's contract into its metadata."""
     model = model.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
+    exported: nn.Module = FlipAveraged(model) if cfg.flip_average else model
     dummy = torch.rand(1, 3, cfg.input_height, cfg.input_width)
     tmp = path.with_suffix(".export.onnx")
     torch.onnx.export(
-        model,
+        exported,
         (dummy,),
         str(tmp),
         input_names=["image"],
