@@ -33,6 +33,11 @@ TINY_DEFECT = {
     "holdout_face_per_class": 1,
     "epochs": 12,
     "batch": 16,
+    # The graph as exported before mirror averaging became the default (2026-12-07), so this
+    # barely trained stand-in stays the model the last CI runs judged. Its verdict against the
+    # blind production model is a coin flip across machines (see test_loop_e2e.py): on the
+    # machine where mirror averaging was added, the gate rejects it with and without.
+    "flip_average": False,
 }
 TINY_CODES = {
     "lines": 48,
