@@ -268,7 +268,7 @@ def test_each_recogniser_gets_its_calibrated_temperature_unless_one_is_set() -> 
     from edge.vision.ocr.config import TEMPERATURE
 
     assert OcrConfig().calibrated_temperature == TEMPERATURE["ppocr"] == 1.75
-    assert OcrConfig(recognizer="crnn").calibrated_temperature == TEMPERATURE["crnn"] == 1.5
+    assert OcrConfig(recognizer="crnn").calibrated_temperature == TEMPERATURE["crnn"] == 1.6
     assert OcrConfig(recognizer="crnn", temperature=2.0).calibrated_temperature == 2.0
 
 
