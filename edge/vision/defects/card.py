@@ -67,7 +67,7 @@ Scores one conveyor frame for damage. Classes: {", ".join(f"`{c}`" for c in clas
 Outputs: `logits` (N, {len(classes)}) and `maps` (N, {len(classes)}, H/16, W/16), one class
 activation map per class whose pooled value is the logit, used as the operator's heat map.
 Input: RGB float32 in [0, 1], NCHW, {cfg.input_width}x{cfg.input_height}, the frame letterboxed
-(aspect kept, 0.5 grey bars). The defect score is `1 - P(ok)`.
+(aspect kept, 0.5 grey bars). The defect score is `1 - P(ok)`.{_mirror(cfg.flip_average)}
 
 Thresholds (stored in the ONNX metadata, chosen on the validation split):
 freeze at score >= **{result.freeze_threshold:.4f}**, review from
@@ -153,4 +153,14 @@ def update_manifest(manifest: Path, result: TrainResult) -> None:
             "kind": "defect-classifier",
             "input": f"1x3x{height}x{width} RGB float [0,1]",
         },
+    )
+
+
+def _mirror(flip_average: bool) -> str:
+    if not flip_average:
+        return ""
+    return (
+        "\nThe graph scores the frame and its mirror image and averages the two (the mirror's maps"
+        "\nflipped back first): `edge.vision.defects.net.FlipAveraged`. All figures below are of"
+        "\nthat graph."
     )
