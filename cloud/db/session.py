@@ -67,3 +67,12 @@ def migrate(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def upsert_insert(s: Session, table: Any) -> Any:
+    """An ``INSERT`` into ``table`` in the session's dialect (PostgreSQL or SQLite), whose
+    ``on_conflict_do_nothing`` / ``on_conflict_do_update`` both databases understand."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import (
@@ -42,6 +41,7 @@ from cloud.db.models import (
     RolloutRow,
     utcnow,
 )
+from cloud.db.session import upsert_insert
 from cloud.rollouts.gates import GateResult
 from cloud.rollouts.plan import FINAL, AuditEntry, Rollout, RolloutSpec, State
 from cloud.services.audit import audit
@@ -93,8 +93,7 @@ def sync_releases(s: Session, repo_dir: Path) -> int:
     # The evaluator and a person creating a rollout may both find a new release at once. On
     # PostgreSQL both transactions then insert it and the second one's unique key failed with a
     # 500 (a CI run's POST /v1/rollouts); whoever comes second now just finds it recorded.
-    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(OtaRelease).values(rows).on_conflict_do_nothing()
+    stmt = upsert_insert(s, OtaRelease).values(rows).on_conflict_do_nothing()
     return len(s.execute(stmt.returning(OtaRelease.target)).all())
 
 

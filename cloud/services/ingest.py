@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cloud.db.models import Conflict, Device, EventRow, Freeze, Quarantine, Stock, utcnow
+from cloud.db.session import upsert_insert
 from cloud.services.audit import audit
 from cloud.services.clock import flag_clock_skew
 from cloud.services.registry import KeyCache
@@ -408,8 +408,7 @@ def _upsert_stock(s: Session, dev: Device, deltas: dict[tuple[str, str, str], in
     ]
     if not rows:
         return
-    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(Stock).values(rows)
+    stmt = upsert_insert(s, Stock).values(rows)
     s.execute(
         stmt.on_conflict_do_update(
             index_elements=["device_id", "location", "sku", "lot"],
