@@ -79,8 +79,9 @@ class FlipAveraged(nn.Module):
     Damage has no handedness, but a small net trained on generated frames does: on the held-out
     frames of bench/defects.py, defect-2026.12.07-s6's recall at <= 1 % false freezes was 0.61
     on the frame alone and 0.74 averaged with its mirror (AP 0.980 -> 0.984), for twice the
-    inference (4 -> 8 ms on one core, the goal is 15). The class maps of the mirror image are
-    mirrored back before averaging, so the heat map still points at the damage.
+    inference (s7: p50 11.1 ms per 1280x720 frame, letterbox included, on one core of a busy
+    machine; s6 alone 4.2 ms; the goal is 15). The class maps of the mirror image are mirrored
+    back before averaging, so the heat map still points at the damage.
     """
 
     def __init__(self, net: nn.Module) -> None:

@@ -77,7 +77,7 @@ class TrainConfig:
     # should score its class, all others "ok" (0: the frame's label only, as up to s4).
     aux_weight: float = 1.0
     # Export the net averaged with its mirror image (edge.vision.defects.net.FlipAveraged);
-    # thresholds and held-out figures are measured on what is exported (False up to s7).
+    # thresholds and held-out figures are measured on what is exported (False up to s6).
     flip_average: bool = True
     version: str = ""
     classes: tuple[str, ...] = CLASSES
