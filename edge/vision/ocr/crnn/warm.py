@@ -31,6 +31,15 @@ import torch
 from torch import nn
 
 from edge.vision.ocr.crnn.net import CrnnNet
+from edge.vision.warmstart import (
+    WarmStartError,
+    freeze_batchnorm,
+    identity_batchnorm,
+    load_checked,
+    read_initializers,
+)
+
+__all__ = ["WarmStartError", "freeze_batchnorm", "load_onnx_weights", "max_diff"]
 
 #: ONNX LSTM gate blocks are ordered i, o, f, c; torch's are i, f, g(=c), o. For torch block k,
 #: the ONNX block it comes from. Checked once on the shipped model: this order reproduces
@@ -39,22 +48,6 @@ ONNX_GATE_FOR_TORCH = (0, 2, 3, 1)
 MAX_DIFF = 1e-4  # softmax outputs, torch vs onnxruntime
 CHECK_WIDTHS = (96, 200)
 CHECK_SEED = 20261206
-
-
-class WarmStartError(ValueError):
-    """The file is not a CRNN this net can be filled from (or does not reproduce it)."""
-
-
-def _initializers(path: Path) -> tuple[dict[str, npt.NDArray[np.float32]], object]:
-    import onnx
-    from onnx import numpy_helper
-
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # a truncated or foreign file: onnx raises various types
-        raise WarmStartError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from exc
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    return inits, model.graph
 
 
 def _gates_to_torch(x: npt.NDArray[np.float32], hidden: int) -> npt.NDArray[np.float32]:
@@ -66,8 +59,8 @@ def load_onnx_weights(net: CrnnNet, path: Path, *, check: bool = True) -> None:
     """Fill ``net`` with the weights of the ONNX CRNN ``path`` and verify the result: the
     softmax of ``net`` in eval mode must match onnxruntime's output within :data:`MAX_DIFF`
     on seeded random inputs of two widths. Raises :class:`WarmStartError` otherwise."""
-    inits, graph = _initializers(path)
-    nodes = list(graph.node)  # type: ignore[attr-defined]
+    inits, graph = read_initializers(path)
+    nodes = list(graph.node)
     lstm = [n for n in nodes if n.op_type == "LSTM"]
     matmul = [n for n in nodes if n.op_type == "MatMul"]
     if len(lstm) != 1 or len(matmul) != 1:
@@ -94,12 +87,7 @@ def load_onnx_weights(net: CrnnNet, path: Path, *, check: bool = True) -> None:
         w = take(f"net.features.{i}.weight", tuple(conv.weight.shape))
         b = take(f"net.features.{i}.weight_bias", (conv.out_channels,))
         state[f"features.{i}.weight"] = torch.from_numpy(w)
-        # an identity BatchNorm in eval mode: (x - 0) / sqrt(1 - eps + eps) * 1 + b
-        state[f"features.{i + 1}.weight"] = torch.ones(conv.out_channels)
-        state[f"features.{i + 1}.bias"] = torch.from_numpy(b)
-        state[f"features.{i + 1}.running_mean"] = torch.zeros(conv.out_channels)
-        state[f"features.{i + 1}.running_var"] = torch.full((conv.out_channels,), 1.0 - bn.eps)
-        state[f"features.{i + 1}.num_batches_tracked"] = torch.tensor(0)
+        state |= identity_batchnorm(f"features.{i + 1}", bn, torch.from_numpy(b))
     c5 = channels[-1]
     biases = take(bias_name, (2, 8 * hidden))  # [direction, Wb (4 gates) + Rb (4 gates)]
     for d, suffix in enumerate(("", "_reverse")):
@@ -112,17 +100,9 @@ def load_onnx_weights(net: CrnnNet, path: Path, *, check: bool = True) -> None:
     head = take(head_name, (2 * hidden, n_classes))
     state["head.weight"] = torch.from_numpy(np.ascontiguousarray(head.T))
     state["head.bias"] = torch.from_numpy(take("net.head.bias", (n_classes,)))
-    missing = set(net.state_dict()) - set(state)
-    if missing:
-        raise WarmStartError(f"{path}: nothing for {sorted(missing)}")
-    net.load_state_dict(state)
-    if check:
-        diff = max_diff(net, path)
-        if not diff < MAX_DIFF:  # also catches NaN
-            raise WarmStartError(
-                f"{path}: the loaded net disagrees with onnxruntime by {diff:.2e} (limit "
-                f"{MAX_DIFF:.0e}): not the CRNN layout this code exports"
-            )
+    load_checked(
+        net, state, path, (lambda: max_diff(net, path)) if check else None, MAX_DIFF, "CRNN"
+    )
 
 
 def max_diff(net: CrnnNet, path: Path) -> float:
@@ -149,11 +129,3 @@ def max_diff(net: CrnnNet, path: Path) -> float:
     finally:
         net.train(was_training)
     return worst
-
-
-def freeze_batchnorm(net: nn.Module) -> None:
-    """Put every BatchNorm layer in eval mode (its statistics frozen): call after each
-    ``net.train()`` when fine-tuning a warm-started net."""
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
