@@ -84,39 +84,41 @@ def train(
     """Train ``kind`` on the exported dataset ``data`` (its ``train`` split plus the trainer's
     generated data), write ``out/<model>.onnx`` and its model card; returns the candidate.
 
-    ``codes`` fine-tunes the production CRNN unless ``params`` says otherwise (see
-    :func:`codes_init`); ``production`` is the signed production file, when there is one."""
-    if kind == "codes":
-        params, start = codes_init(params, production)
-        cfg = config_for(kind, params, version, threads)
-        return _train_codes(data, out, cfg, progress, start)
+    Both fine-tune the production model unless ``params`` says otherwise (see
+    :func:`start_from`); ``production`` is the signed production file, when there is one."""
+    params, start = start_from(kind, params, production)
     cfg = config_for(kind, params, version, threads)
-    return _train_defect(data, out, cfg, progress)
+    if kind == "codes":
+        return _train_codes(data, out, cfg, progress, start)
+    return _train_defect(data, out, cfg, progress, start)
 
 
-def codes_init(
-    params: Mapping[str, Any], production: Path | None
+def start_from(
+    kind: str, params: Mapping[str, Any], production: Path | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The CRNN a codes job starts from, as (params with ``init`` set, what it is).
+    """The model a job fine-tunes, as (params with ``init`` set to its file, what it is).
 
     No ``init`` param: the production model, the signed release (``production``) or else the
-    manifest's shipped ``ocr.crnn``: fine-tuning what the fleet runs on the new labelled crops
-    is what a small loop can afford (a CRNN trained from scratch for a few hundred steps reads
-    nothing). ``init=none`` trains from random weights; any other value is an ONNX file path.
+    manifest's shipped one: fine-tuning what the fleet runs on the new labelled data is what a
+    small loop can afford (a CRNN trained from scratch for a few hundred steps reads nothing, a
+    defect CNN trained from scratch for minutes does not learn damage). ``init=shipped``: the
+    manifest's shipped model even when a release exists (a production model of another
+    architecture cannot be fine-tuned); ``init=none``: random weights; any other value is an
+    ONNX file path. The trainer refuses a file its net cannot be filled from.
     """
     out = dict(params)
     raw = str(out.get("init", "")).strip()
     if raw.lower() == "none":
         out["init"] = ""
         return out, {"source": "none"}
-    if raw:
+    if raw and raw.lower() != "shipped":
         path, source = Path(raw), "file"
-    elif production is not None:
+    elif production is not None and not raw:
         path, source = production, "release"
     else:
         from edge.vision.session import model_entry
 
-        path, source = model_entry(MODELS["codes"]).path, "shipped"
+        path, source = model_entry(MODELS[kind]).path, "shipped"
     out["init"] = str(path)
     return out, {"source": source, "file": str(path), "version": _onnx_version(path)}
 
@@ -174,7 +176,9 @@ def _train_codes(
     )
 
 
-def _train_defect(data: Path, out: Path, cfg: Any, progress: Progress) -> Candidate:
+def _train_defect(
+    data: Path, out: Path, cfg: Any, progress: Progress, start: dict[str, Any]
+) -> Candidate:
     from edge.vision.defects import card
     from edge.vision.defects import train as defects
 
@@ -189,6 +193,7 @@ def _train_defect(data: Path, out: Path, cfg: Any, progress: Progress) -> Candid
         "holdout": result.holdout.summary(),
         "train_frames": result.train_count,
         "labelled_frames": result.user_images,
+        "init": start,
     }
     return Candidate(
         result.onnx_path, result.version, result.sha256, result.size, result.seconds, figures

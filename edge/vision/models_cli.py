@@ -14,6 +14,28 @@ from edge.contracts.errors import DockgateError
 from edge.vision.session import MODELS_DIR, read_manifest, verify_file
 
 
+def _warm_options(lr: float, model: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Both trainers' ``--lr`` and ``--init`` (start from an exported model: fine-tuning)."""
+
+    def wrap(f: Callable[..., None]) -> Callable[..., None]:
+        f = click.option(
+            "--init",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            default=None,
+            help=f"Start from this exported {model} (e.g. the shipped one) instead of random "
+            "weights; its BatchNorm statistics stay fixed.",
+        )(f)
+        return click.option(
+            "--lr",
+            default=lr,
+            show_default=True,
+            type=click.FloatRange(0, 1, min_open=True),
+            help="Peak learning rate of the one-cycle schedule (lower it with --init).",
+        )(f)
+
+    return wrap
+
+
 @click.group()
 def app() -> None:
     """Models on this node: the defect model's data and training, and the manifest's files."""
@@ -122,6 +144,7 @@ def _rich_reporter() -> Iterator[object]:
     help="Generated held-out carton-face frames per class ok, crush, tear, wet.",
 )
 @click.option("--epochs", default=16, show_default=True, type=click.IntRange(1, 500))
+@_warm_options(lr=3e-3, model="defect model")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -147,6 +170,8 @@ def train_defect(
     holdout_per_class: int,
     holdout_face_per_class: int,
     epochs: int,
+    lr: float,
+    init: Path | None,
     seed: int,
     threads: int,
     render_workers: int,
@@ -177,6 +202,8 @@ def train_defect(
         holdout_per_class=holdout_per_class,
         holdout_face_per_class=holdout_face_per_class,
         epochs=epochs,
+        lr=lr,
+        init=str(init) if init is not None else "",
         threads=threads,
         version=version,
     )
@@ -225,20 +252,7 @@ def train_defect(
 @click.option("--holdout-lines", default=800, show_default=True, type=click.IntRange(4, 100_000))
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1, 500))
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(1, 1024))
-@click.option(
-    "--lr",
-    default=2e-3,
-    show_default=True,
-    type=click.FloatRange(0, 1, min_open=True),
-    help="Peak learning rate of the one-cycle schedule (lower it with --init).",
-)
-@click.option(
-    "--init",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="Start from this exported CRNN (e.g. the shipped one) instead of random weights; "
-    "its BatchNorm statistics stay fixed.",
-)
+@_warm_options(lr=2e-3, model="CRNN")
 @click.option(
     "--blank-lines",
     default=0,

@@ -32,14 +32,10 @@ from tests.loop.test_training import (
 
 pytestmark = pytest.mark.slow
 
-# The candidate is trained for seconds (TINY_DEFECT, 12 epochs on 80 labeled frames plus a few
-# generated ones): seeded and deterministic on one machine, but a small model whose margin over
-# the blind production model is small (recall minus false freezes ~0.03 on the regression set).
-# A different torch build or CPU may land on the other side of the gate (the 2026-12-07 session's
-# machine does: recall 0.64 vs 0, false freezes 0.8 vs 0 on the regression set; CI's passed it).
-# The gate's own rules are tested apart (test_training.py), this test is about the loop's
-# plumbing. The lasting fix is a candidate that starts from the production weights, as the
-# CRNN's does (edge.vision.ocr.crnn.warm), not a few seconds of training from scratch.
+# The candidate (TINY_DEFECT) fine-tunes the shipped defect model for seconds on the 80 labeled
+# site frames plus a few generated ones, seeded. Trained from scratch instead (up to
+# 2026-12-07) it learnt no damage in test time, and its verdict against the blind production
+# model was a coin flip across machines (rejected on one, passed on CI's).
 
 
 def _labeled_dataset(cloud: LoopCloud) -> str:

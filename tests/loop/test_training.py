@@ -33,11 +33,12 @@ TINY_DEFECT = {
     "holdout_face_per_class": 1,
     "epochs": 12,
     "batch": 16,
-    # The graph as exported before mirror averaging became the default (2026-12-07), so this
-    # barely trained stand-in stays the model the last CI runs judged. Its verdict against the
-    # blind production model is a coin flip across machines (see test_loop_e2e.py): on the
-    # machine where mirror averaging was added, the gate rejects it with and without.
-    "flip_average": False,
+    # The production model of these tests is a blind stand-in (blind_defect_model), another
+    # architecture: the candidate fine-tunes the manifest's shipped model instead, gently, on
+    # the site's frames. Trained from scratch for seconds it learnt no damage, and its verdict
+    # against blind was a coin flip across machines (2026-12-07: rejected on one, passed on CI).
+    "init": "shipped",
+    "lr": 3e-4,
 }
 TINY_CODES = {
     "lines": 48,

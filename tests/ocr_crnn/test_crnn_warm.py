@@ -94,15 +94,17 @@ def test_a_codes_job_starts_from_production_unless_told_not_to(tmp_path: Path) -
 
     signed = tmp_path / "signed.onnx"
     signed.write_bytes(SHIPPED.read_bytes())
-    params, start = learning.codes_init({"epochs": 1}, signed)  # a signed release exists
+    params, start = learning.start_from("codes", {"epochs": 1}, signed)  # a signed release exists
     assert params == {"epochs": 1, "init": str(signed)}
-    shipped = read_manifest(MODELS_DIR)["ocr.crnn"].version  # codes_init reads the ONNX metadata
+    shipped = read_manifest(MODELS_DIR)["ocr.crnn"].version  # start_from reads the ONNX metadata
     assert start == {"source": "release", "file": str(signed), "version": shipped}
-    params, start = learning.codes_init({}, None)  # none: the manifest's shipped model
+    params, start = learning.start_from("codes", {}, None)  # none: the manifest's shipped model
     assert params["init"] == str(SHIPPED) and start["source"] == "shipped"
-    params, start = learning.codes_init({"init": "none"}, signed)
+    params, start = learning.start_from("codes", {"init": "none"}, signed)
     assert params["init"] == "" and start == {"source": "none"}
-    params, start = learning.codes_init({"init": str(signed)}, None)
+    params, start = learning.start_from("codes", {"init": str(signed)}, None)
     assert start["source"] == "file" and params["init"] == str(signed)
     cfg = learning.config_for("codes", params, "v1", 1)
     assert cfg.init == str(signed)
+    params, start = learning.start_from("codes", {"init": "shipped"}, signed)  # release ignored
+    assert params["init"] == str(SHIPPED) and start["source"] == "shipped"

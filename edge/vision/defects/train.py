@@ -39,7 +39,9 @@ from edge.vision.defects.data import (
 from edge.vision.defects.evaluate import Evaluation, evaluate_frames, scores_onnx
 from edge.vision.defects.metrics import choose_thresholds
 from edge.vision.defects.net import STEM, WIDTHS, DefectNet, FlipAveraged
+from edge.vision.defects.warm import load_onnx_weights
 from edge.vision.session import seal_onnx
+from edge.vision.warmstart import freeze_batchnorm
 
 log = logging.getLogger(__name__)
 CLASSES = ("ok", "crack", "crush", "tear", "wet")
@@ -79,6 +81,9 @@ class TrainConfig:
     # Export the net averaged with its mirror image (edge.vision.defects.net.FlipAveraged);
     # thresholds and held-out figures are measured on what is exported (False up to s6).
     flip_average: bool = True
+    # An exported defect model to start from (edge.vision.defects.warm; fine-tuning keeps its
+    # BatchNorm statistics frozen); "": random weights.
+    init: str = ""
     version: str = ""
     classes: tuple[str, ...] = CLASSES
 
@@ -223,8 +228,10 @@ def _fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1))
     advance = reporter.start("training", steps)
     history = []
-    model.train()
     for epoch in range(cfg.epochs):
+        model.train()
+        if cfg.init:  # fine-tuning: BatchNorm is the folded exported one, keep it fixed
+            freeze_batchnorm(model)
         order = torch.randperm(len(data), generator=gen)
         total, correct, loss_sum = 0, 0, 0.0
         for i in range(0, len(data), cfg.batch):
@@ -258,7 +265,9 @@ def _fit(
 def export_onnx(model: DefectNet, path: Path, cfg: TrainConfig, meta: dict[str, str]) -> None:
     """Export with a dynamic batch axis; write the model's contract into its metadata."""
     model = model.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
-    exported: nn.Module = FlipAveraged(model) if cfg.flip_average else model
+    # A new wrapper is in training mode, and the exporter restores the mode it found (through
+    # the wrapper, onto ``model``): eval it, or the caller's net comes back training.
+    exported: nn.Module = FlipAveraged(model).eval() if cfg.flip_average else model
     dummy = torch.rand(1, 3, cfg.input_height, cfg.input_width)
     tmp = path.with_suffix(".export.onnx")
     torch.onnx.export(
@@ -375,6 +384,9 @@ def train(
     train_idx, val_idx = stratified_split(data.y, cfg.val_fraction, cfg.seed)
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     model = DefectNet(len(cfg.classes), cfg.widths, stem=cfg.stem)
+    if cfg.init:
+        load_onnx_weights(model, Path(cfg.init))  # verified against onnxruntime, else raises
+        rep.note(f"started from {cfg.init}")
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     history = _fit(model, train_set, cfg, rep)
     version = cfg.version or time.strftime("defect-%Y%m%d-%H%M%S", time.gmtime())
