@@ -182,6 +182,19 @@ def test_striped_random_conveyors_are_periodic() -> None:
     assert periodic >= 7
 
 
+def test_metal_rollers_have_dark_gaps_and_bright_lines_in_grey() -> None:
+    # What mixing two random colours rarely gives: near-black gaps, bright specular lines,
+    # little colour (bare steel), periodic like the other ridges.
+    for seed in range(10):
+        img = random_conveyor(np.random.default_rng(seed), 120, 160, "random_metal")
+        lum = img.mean(axis=2)
+        assert np.quantile(lum, 0.01) < 0.3 and np.quantile(lum, 0.99) > 0.6
+        assert float((img.max(axis=2) - img.min(axis=2)).mean()) < 0.1
+        spec = np.abs(np.fft.fft2(lum - lum.mean()))
+        spec[0, 0] = 0.0
+        assert spec.max() > 8 * np.median(spec)
+
+
 def test_random_shapes_and_tints_are_plausible_and_seeded() -> None:
     for seed in range(50):
         s = random_shape(np.random.default_rng(seed))
