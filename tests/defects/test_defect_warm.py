@@ -12,6 +12,7 @@ import onnx
 import pytest
 import torch
 
+from edge.vision.defects.card import card_text
 from edge.vision.defects.net import DefectNet
 from edge.vision.defects.train import TrainConfig, export_onnx, train
 from edge.vision.defects.warm import (
@@ -125,5 +126,7 @@ def test_training_from_an_export_starts_where_it_left_off(tmp_path: Path) -> Non
         np.testing.assert_allclose(after, before, atol=1e-4)
     meta = {p.key: p.value for p in onnx.load(str(result.onnx_path)).metadata_props}
     assert json.loads(meta["train_config"])["init"] == str(start)
+    assert "Fine-tuned from `start.onnx`" in card_text(result)  # the start's version
+    assert "Fine-tuned" not in card_text(dataclasses.replace(result, config=SMALL))
     with pytest.raises(WarmStartError, match="another width"):
         train(None, tmp_path / "bad", dataclasses.replace(cfg, init=str(SHIPPED)))

@@ -51,6 +51,23 @@ def _figures(ev: Evaluation) -> str:
     )
 
 
+def _start(init: str) -> str:
+    """The card's line on what training started from (nothing when from random weights)."""
+    if not init:
+        return ""
+    import onnx
+
+    try:
+        meta = {p.key: p.value for p in onnx.load(init, load_external_data=False).metadata_props}
+    except Exception:  # moved or deleted since: the path is all there is to say
+        meta = {}
+    name = f"`{meta['version']}`" if meta.get("version") else f"`{Path(init).name}`"
+    return (
+        f"\nFine-tuned from {name} (its exported weights, BatchNorm statistics kept fixed), "
+        "not trained from random weights."
+    )
+
+
 def card_text(result: TrainResult) -> str:
     """The model card in Markdown."""
     cfg = result.config
@@ -60,7 +77,7 @@ def card_text(result: TrainResult) -> str:
 File: `{result.onnx_path.name}`, {result.size} bytes, sha256 `{result.sha256}`.
 Produced by `dockgate models train-defect` in {result.seconds:.0f} s wall,
 {result.cpu_seconds:.0f} s of CPU time, on the CPU ({cfg.threads} thread(s), seed {cfg.seed},
-deterministic kernels); rendering the frames is included in both.
+deterministic kernels); rendering the frames is included in both.{_start(cfg.init)}
 
 ## What it does
 Scores one conveyor frame for damage. Classes: {", ".join(f"`{c}`" for c in classes)}.
@@ -77,8 +94,9 @@ freeze at score >= **{result.freeze_threshold:.4f}**, review from
 - Training, product views: {cfg.per_class} generated frames per class ({cfg.ok_factor}x for
   `ok`) from `fixtures.defects` domain `train` (kraft cartons seen three-quarters from above on
   grey/black/blue belts, slats and procedurally randomised belts of any colour with stripes,
-  ridges or a mesh of random pitch and orientation; clear PET, amber and green glass and PET
-  and glass of random tint; two fixed bottle shapes and random parametric profiles).
+  ridges or a mesh of random pitch and orientation, and bare metal rollers and slats; clear
+  PET, amber and green glass and PET and glass of random tint; two fixed bottle shapes and
+  random parametric profiles).
 - Training, carton faces as the gate camera sees them (`fixtures.defects.face`):
   {cfg.face_per_class} frames per class `ok`, `crush`, `tear`, `wet` ({cfg.face_ok_factor}x for
   `ok`), each a `fixtures.cartons` frame (printed code, inkjet smudges, smears, dirt,
