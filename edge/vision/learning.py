@@ -124,14 +124,11 @@ def start_from(
 
 
 def _onnx_version(path: Path) -> str | None:
-    """The ``version`` in an ONNX file's metadata (None when it has none or is unreadable)."""
-    import onnx
+    """The ``version`` in an ONNX file's metadata (None when it has none or is unreadable: the
+    trainer's own load reports a bad file with its reason)."""
+    from edge.vision.session import onnx_metadata
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # the trainer's own load reports a bad file with its reason
-        return None
-    return next((p.value for p in model.metadata_props if p.key == "version"), None)
+    return onnx_metadata(path).get("version")
 
 
 class _Steps:

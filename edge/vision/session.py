@@ -126,6 +126,18 @@ def seal_onnx(exported: Path, path: Path, meta: Mapping[str, str], producer: str
     part.replace(path)
 
 
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """The metadata :func:`seal_onnx` wrote into ``path`` (``version``, ``train_config``, ...),
+    read without an inference session; ``{}`` when the file is missing or not ONNX."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # missing, truncated or foreign: onnx raises various types
+        return {}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
 def _entry(models_dir: Path, name: str, raw: Mapping[str, Any]) -> ModelEntry:
     known = {"file", "version", "sha256", "bytes"}
     sha = str(raw["sha256"]).lower()

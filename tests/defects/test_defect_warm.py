@@ -17,11 +17,11 @@ from edge.vision.defects.net import DefectNet
 from edge.vision.defects.train import TrainConfig, export_onnx, train
 from edge.vision.defects.warm import (
     MAX_DIFF,
-    exported_flip_average,
+    flip_averaged,
     load_onnx_weights,
     max_diff,
 )
-from edge.vision.session import model_entry
+from edge.vision.session import model_entry, onnx_metadata
 from edge.vision.warmstart import WarmStartError
 from tests.loop.test_training import blind_defect_model
 
@@ -50,7 +50,7 @@ def test_the_shipped_model_loads_and_reproduces_onnxruntime() -> None:
     cfg = TrainConfig()  # the shipped model's layout is the default one
     net = DefectNet(len(cfg.classes), cfg.widths, stem=cfg.stem)
     load_onnx_weights(net, SHIPPED)
-    assert exported_flip_average(SHIPPED)  # s7 onwards ship mirror-averaged
+    assert flip_averaged(onnx_metadata(SHIPPED))  # s7 onwards ship mirror-averaged
     assert max_diff(net, SHIPPED) < MAX_DIFF
 
 
@@ -58,7 +58,7 @@ def test_the_shipped_model_loads_and_reproduces_onnxruntime() -> None:
 def test_plain_and_mirror_averaged_exports_load_back(tmp_path: Path, flip: bool) -> None:
     cfg = dataclasses.replace(SMALL, flip_average=flip)
     trained, path = _export(tmp_path, "m.onnx", cfg)
-    assert exported_flip_average(path) is flip
+    assert flip_averaged(onnx_metadata(path)) is flip
     net = DefectNet(len(cfg.classes), cfg.widths, stem=cfg.stem)
     load_onnx_weights(net, path)
     assert max_diff(net, path) < MAX_DIFF

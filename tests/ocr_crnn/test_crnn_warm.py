@@ -16,8 +16,9 @@ from edge.vision.ocr.crnn.charset import CHARSET
 from edge.vision.ocr.crnn.data import build_lines, plain, train_specs
 from edge.vision.ocr.crnn.metrics import score_lines
 from edge.vision.ocr.crnn.net import CrnnNet
-from edge.vision.ocr.crnn.warm import MAX_DIFF, WarmStartError, load_onnx_weights, max_diff
+from edge.vision.ocr.crnn.warm import MAX_DIFF, load_onnx_weights, max_diff
 from edge.vision.session import MODELS_DIR, model_entry, read_manifest
+from edge.vision.warmstart import WarmStartError
 
 SHIPPED = model_entry("ocr.crnn").path
 

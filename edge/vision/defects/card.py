@@ -9,7 +9,7 @@ from pathlib import Path
 from edge.vision.defects.evaluate import Evaluation
 from edge.vision.defects.metrics import format_confusion, pr_curve
 from edge.vision.defects.train import TrainResult
-from edge.vision.session import write_manifest_entry
+from edge.vision.session import onnx_metadata, write_manifest_entry
 
 MANIFEST_KEY = "defect"
 
@@ -55,13 +55,9 @@ def _start(init: str) -> str:
     """The card's line on what training started from (nothing when from random weights)."""
     if not init:
         return ""
-    import onnx
-
-    try:
-        meta = {p.key: p.value for p in onnx.load(init, load_external_data=False).metadata_props}
-    except Exception:  # moved or deleted since: the path is all there is to say
-        meta = {}
-    name = f"`{meta['version']}`" if meta.get("version") else f"`{Path(init).name}`"
+    # moved or deleted since (no metadata): the file name is all there is to say
+    version = onnx_metadata(Path(init)).get("version")
+    name = f"`{version}`" if version else f"`{Path(init).name}`"
     return (
         f"\nFine-tuned from {name} (its exported weights, BatchNorm statistics kept fixed), "
         "not trained from random weights."

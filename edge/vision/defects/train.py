@@ -228,10 +228,10 @@ def _fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1))
     advance = reporter.start("training", steps)
     history = []
+    model.train()
+    if cfg.init:  # fine-tuning: BatchNorm is the folded exported one, keep it fixed
+        freeze_batchnorm(model)
     for epoch in range(cfg.epochs):
-        model.train()
-        if cfg.init:  # fine-tuning: BatchNorm is the folded exported one, keep it fixed
-            freeze_batchnorm(model)
         order = torch.randperm(len(data), generator=gen)
         total, correct, loss_sum = 0, 0, 0.0
         for i in range(0, len(data), cfg.batch):

@@ -16,10 +16,10 @@ checks itself against onnxruntime and refuses a file it does not reproduce.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
@@ -35,11 +35,9 @@ MAX_DIFF = 1e-3  # logits and class maps, torch vs onnxruntime (float32 over 9 c
 CHECK_SEED = 20261207
 
 
-def exported_flip_average(path: Path) -> bool:
-    """Whether the defect export ``path`` is mirror-averaged (its ``train_config`` metadata;
-    files from before the option are not)."""
-    model = onnx.load(str(path), load_external_data=False)
-    meta = {p.key: p.value for p in model.metadata_props}
+def flip_averaged(meta: Mapping[str, str]) -> bool:
+    """Whether a defect export with metadata ``meta`` is mirror-averaged (its ``train_config``
+    says so; files from before the option are not)."""
     try:
         return bool(json.loads(meta.get("train_config", "{}")).get("flip_average", False))
     except json.JSONDecodeError:
@@ -94,7 +92,7 @@ def max_diff(net: DefectNet, path: Path) -> float:
     h, w = int(meta.get("input_height", 144)), int(meta.get("input_width", 192))
     x = np.random.default_rng(CHECK_SEED).uniform(0.0, 1.0, (2, 3, h, w)).astype(np.float32)
     got = sess.run(None, {sess.get_inputs()[0].name: x})
-    model: nn.Module = FlipAveraged(net) if exported_flip_average(path) else net
+    model: nn.Module = FlipAveraged(net) if flip_averaged(meta) else net
     was_training = net.training
     net.eval()
     try:

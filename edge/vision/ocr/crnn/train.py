@@ -47,8 +47,9 @@ from edge.vision.ocr.crnn.data import (
 from edge.vision.ocr.crnn.metrics import LineScore, greedy_text, score_lines
 from edge.vision.ocr.crnn.net import CHANNELS, HIDDEN, CrnnNet, SoftmaxWrapper
 from edge.vision.ocr.crnn.prep import HEIGHT, STRIDE, Gray, batch_input
-from edge.vision.ocr.crnn.warm import freeze_batchnorm, load_onnx_weights
+from edge.vision.ocr.crnn.warm import load_onnx_weights
 from edge.vision.session import seal_onnx
+from edge.vision.warmstart import freeze_batchnorm
 
 log = logging.getLogger(__name__)
 ONNX_NAME = "crnn_codes.onnx"

@@ -33,13 +33,10 @@ from torch import nn
 from edge.vision.ocr.crnn.net import CrnnNet
 from edge.vision.warmstart import (
     WarmStartError,
-    freeze_batchnorm,
     identity_batchnorm,
     load_checked,
     read_initializers,
 )
-
-__all__ = ["WarmStartError", "freeze_batchnorm", "load_onnx_weights", "max_diff"]
 
 #: ONNX LSTM gate blocks are ordered i, o, f, c; torch's are i, f, g(=c), o. For torch block k,
 #: the ONNX block it comes from. Checked once on the shipped model: this order reproduces
