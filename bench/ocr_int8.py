@@ -140,14 +140,19 @@ def preprocess(src: Path, dst: Path) -> tuple[Path, str]:
 
     notes, out = [], src
     tries: list[dict[str, bool]] = [{}, {"auto_merge": True}, {"skip_symbolic_shape": True}]
-    for kwargs in tries:
-        try:
-            quant_pre_process(str(src), str(dst), **kwargs)
-            out = dst
-            notes.append("ok" + (f" with {kwargs}" if kwargs else ""))
-            break
-        except Exception as exc:  # the tools raise many types; report, do not stop
-            notes.append(f"{kwargs or 'default'} failed ({_why(exc)})")
+    cwd = Path.cwd()
+    os.chdir(dst.parent)  # failed symbolic inference leaves its temp files in the cwd
+    try:
+        for kwargs in tries:
+            try:
+                quant_pre_process(str(src), str(dst), **kwargs)
+                out = dst
+                notes.append("ok" + (f" with {kwargs}" if kwargs else ""))
+                break
+            except Exception as exc:  # the tools raise many types; report, do not stop
+                notes.append(f"{kwargs or 'default'} failed ({_why(exc)})")
+    finally:
+        os.chdir(cwd)
     proto = onnx.load(str(out))
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 13:
@@ -223,7 +228,7 @@ def build_variants(
 ) -> tuple[list[Variant], str]:
     """float32 (the installed model), int8 dynamic and int8 static (one per set of node types
     in ``static_ops``) of recogniser ``kind``."""
-    src = model_entry(kind).path
+    src = model_entry(kind).path.resolve()
     base = work / kind
     base.mkdir(parents=True, exist_ok=True)
     pre, pre_note = preprocess(src, base / "pre.onnx")
@@ -388,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures: dict[str, Any] = {"threads": args.threads, "static_ops": args.static_ops}
     notes = []
     with tempfile.TemporaryDirectory(prefix="ocr-int8-") as tmp:
-        work = args.keep if args.keep is not None else Path(tmp)
+        work = (args.keep if args.keep is not None else Path(tmp)).resolve()
         for kind, label in ((REC_NAME, "PP-OCR ocr.rec"), (CRNN_NAME, "CRNN ocr.crnn")):
             print(f"{label}: quantising", flush=True)
             ref: LineRecognizer = (
