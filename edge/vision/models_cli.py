@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from edge.contracts.errors import DockgateError
+from edge.vision.defects.image import INPUT_SIZE as _DEFECT_INPUT
 from edge.vision.session import MODELS_DIR, read_manifest, verify_file
 
 
@@ -73,6 +74,17 @@ def generate_defects(out: Path, per_class: int, domain: str, seed: int, fmt: str
             out, per_class, DOMAINS[domain], seed, lambda n: progress.advance(task, n), fmt
         )
     click.echo(f"wrote {per_class * len(CLASSES)} frames to {out}")
+
+
+def _size(value: str) -> tuple[int, int]:
+    """'256x192' -> (256, 192), each side 32 to 1024 pixels."""
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 256x192")
+    width, height = (int(p) for p in parts)
+    if not all(32 <= side <= 1024 for side in (width, height)):
+        raise click.BadParameter(f"{value!r}: each side must be 32 to 1024 pixels")
+    return width, height
 
 
 @contextmanager
@@ -144,6 +156,14 @@ def _rich_reporter() -> Iterator[object]:
     help="Generated held-out carton-face frames per class ok, crush, tear, wet.",
 )
 @click.option("--epochs", default=16, show_default=True, type=click.IntRange(1, 500))
+@click.option(
+    "--input-size",
+    default=f"{_DEFECT_INPUT[0]}x{_DEFECT_INPUT[1]}",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _size(value),
+    help="The model's input, WIDTHxHEIGHT: frames are letterboxed into it (the net is fully "
+    "convolutional, so a fine-tune may change it).",
+)
 @_warm_options(lr=3e-3, model="defect model")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
@@ -170,6 +190,7 @@ def train_defect(
     holdout_per_class: int,
     holdout_face_per_class: int,
     epochs: int,
+    input_size: tuple[int, int],
     lr: float,
     init: Path | None,
     seed: int,
@@ -202,6 +223,8 @@ def train_defect(
         holdout_per_class=holdout_per_class,
         holdout_face_per_class=holdout_face_per_class,
         epochs=epochs,
+        input_width=input_size[0],
+        input_height=input_size[1],
         lr=lr,
         init=str(init) if init is not None else "",
         threads=threads,

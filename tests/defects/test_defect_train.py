@@ -19,7 +19,7 @@ from fixtures.defects import TRAIN, render_sample
 from fixtures.defects.dataset import sample_seeds
 
 
-def _train(data: Path, out: Path) -> dict[str, object]:
+def _train(data: Path, out: Path, *extra: str) -> dict[str, object]:
     result = CliRunner().invoke(
         cli,
         [
@@ -43,6 +43,7 @@ def _train(data: Path, out: Path) -> dict[str, object]:
             "3",
             "--version",
             "tiny-test",
+            *extra,
         ],
     )
     assert result.exit_code == 0, result.output
@@ -79,6 +80,28 @@ def test_generate_then_train_end_to_end(tmp_path: Path) -> None:
     # Same seed, same data, same threads: the same bytes.
     again = _train(data, tmp_path / "again" / "defect")
     assert again["sha256"] == report["sha256"]
+
+
+def test_input_size_sets_the_model_input(tmp_path: Path) -> None:
+    """``--input-size`` is the size frames are letterboxed into, recorded in the file; the
+    runtime reads it from there, so the model predicts on any frame at its own size."""
+    out = tmp_path / "models" / "defect"
+    report = _train(tmp_path / "no-data", out, "--input-size", "96x72", "--no-manifest")
+    model = DefectModel.load(path=out / "defect.onnx", sha256=str(report["sha256"]))
+    assert (model.info.input_width, model.info.input_height) == (96, 72)
+    frame = render_sample(4, "tear", TRAIN).image
+    verdict = model.predict(frame)
+    assert 0.0 <= verdict.defect_score <= 1.0
+    assert verdict.heatmap is not None and verdict.heatmap.shape == (5, 6)  # 72x96 / 16
+
+
+@pytest.mark.parametrize("value", ["256", "256x", "axb", "16x16", "2048x192", "256x192x3"])
+def test_input_size_refuses_what_is_not_a_size(tmp_path: Path, value: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["models", "train-defect", "--data", str(tmp_path), "--input-size", value],
+    )
+    assert result.exit_code == 2 and "--input-size" in result.output, result.output
 
 
 def test_widths_shape_the_network_and_are_recorded(tmp_path: Path) -> None:

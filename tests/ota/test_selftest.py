@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge.contracts.errors import DockgateError, ErrorCode
 from edge.vision.defects.image import letterbox, read_image, to_rgb8
-from edge.vision.session import MODELS_DIR, load_session, model_entry
+from edge.vision.session import MODELS_DIR, load_session, model_entry, onnx_metadata
 from ota.fetch import VerifiedModel
 from ota.release import sha256_file
 from ota.selftest import (
@@ -29,10 +29,14 @@ from ota.swap import SlotStore, Swapper
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "fixtures" / "samples" / "defects"
 CLASSES = ["ok", "crack", "crush", "tear", "wet"]
+# The shipped defect model's input (256x192 from s9, 192x144 before): the generic self-test
+# feeds raw tensors, so they are letterboxed to the size the file states.
+_META = onnx_metadata(model_entry("defect").path)
+WIDTH, HEIGHT = int(_META["input_width"]), int(_META["input_height"])
 
 
 def prepare(frame: Path) -> np.ndarray:
-    tensor, _ = letterbox(to_rgb8(read_image(frame)), 192, 144)
+    tensor, _ = letterbox(to_rgb8(read_image(frame)), WIDTH, HEIGHT)
     return tensor
 
 
@@ -46,7 +50,7 @@ def always_ok_model(path: Path) -> Path:
     graph = helper.make_graph(
         [helper.make_node("Identity", ["L"], ["logits"])],
         "always-ok",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 144, 192])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, HEIGHT, WIDTH])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])],
         initializer=[logits],
     )

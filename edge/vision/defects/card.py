@@ -8,7 +8,8 @@ from pathlib import Path
 
 from edge.vision.defects.evaluate import Evaluation
 from edge.vision.defects.metrics import format_confusion, pr_curve
-from edge.vision.defects.train import TrainResult
+from edge.vision.defects.quantize import CALIBRATION_FRAMES
+from edge.vision.defects.train import TrainConfig, TrainResult
 from edge.vision.session import onnx_metadata, write_manifest_entry
 
 MANIFEST_KEY = "defect"
@@ -68,6 +69,7 @@ def card_text(result: TrainResult) -> str:
     """The model card in Markdown."""
     cfg = result.config
     classes = tuple(cfg.classes)
+    int8 = _int8(cfg)
     return f"""# Defect model `{result.version}`
 
 File: `{result.onnx_path.name}`, {result.size} bytes, sha256 `{result.sha256}`.
@@ -80,7 +82,7 @@ Scores one conveyor frame for damage. Classes: {", ".join(f"`{c}`" for c in clas
 Outputs: `logits` (N, {len(classes)}) and `maps` (N, {len(classes)}, H/16, W/16), one class
 activation map per class whose pooled value is the logit, used as the operator's heat map.
 Input: RGB float32 in [0, 1], NCHW, {cfg.input_width}x{cfg.input_height}, the frame letterboxed
-(aspect kept, 0.5 grey bars). The defect score is `1 - P(ok)`.{_mirror(cfg.flip_average)}
+(aspect kept, 0.5 grey bars). The defect score is `1 - P(ok)`.{_mirror(cfg.flip_average)}{int8}
 
 Thresholds (stored in the ONNX metadata, chosen on the validation split):
 freeze at score >= **{result.freeze_threshold:.4f}**, review from
@@ -167,6 +169,16 @@ def update_manifest(manifest: Path, result: TrainResult) -> None:
             "kind": "defect-classifier",
             "input": f"1x3x{height}x{width} RGB float [0,1]",
         },
+    )
+
+
+def _int8(cfg: TrainConfig) -> str:
+    if not cfg.quantize:
+        return ""
+    return (
+        "\nConvolutions in int8 (onnxruntime static quantisation, QDQ: per-channel int8 weights,"
+        f"\nuint8 activations calibrated on {CALIBRATION_FRAMES} training frames):"
+        "\n`edge.vision.defects.quantize`. Thresholds and all figures below are of the int8 file."
     )
 
 

@@ -23,7 +23,12 @@ from edge.vision.image import (
     read_image,
 )
 
+#: The model input the trainer letterboxes frames into by default, (width, height); a model file
+#: states its own in its metadata, and inference reads that.
+INPUT_SIZE: tuple[int, int] = (192, 144)
+
 __all__ = [
+    "INPUT_SIZE",
     "MAX_DECODE_PIXELS",
     "MAX_FILE_BYTES",
     "MIN_SIDE",

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,8 +38,10 @@ from edge.vision.defects.data import (
     stratified_split,
 )
 from edge.vision.defects.evaluate import Evaluation, evaluate_frames, scores_onnx
+from edge.vision.defects.image import INPUT_SIZE
 from edge.vision.defects.metrics import choose_thresholds
 from edge.vision.defects.net import STEM, WIDTHS, DefectNet, FlipAveraged
+from edge.vision.defects.quantize import CALIBRATION_FRAMES, quantize_int8
 from edge.vision.defects.warm import load_onnx_weights
 from edge.vision.session import seal_onnx
 from edge.vision.warmstart import freeze_batchnorm
@@ -67,8 +70,8 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     threads: int = 1  # a shared 2-core box: one core for training
-    input_width: int = 192
-    input_height: int = 144
+    input_width: int = INPUT_SIZE[0]
+    input_height: int = INPUT_SIZE[1]
     # Channels of the four stages (edge.vision.defects.net): 16-32-64-128 up to
     # defect-2026.12.06-s3, which underfitted (validation recall 0.635 at its freeze threshold).
     widths: tuple[int, int, int, int] = WIDTHS
@@ -81,6 +84,9 @@ class TrainConfig:
     # Export the net averaged with its mirror image (edge.vision.defects.net.FlipAveraged);
     # thresholds and held-out figures are measured on what is exported (False up to s6).
     flip_average: bool = True
+    # Export int8 convolutions (edge.vision.defects.quantize), calibrated on training frames;
+    # thresholds and figures are those of the int8 file (float32 up to s8).
+    quantize: bool = True
     # An exported defect model to start from (edge.vision.defects.warm; fine-tuning keeps its
     # BatchNorm statistics frozen); "": random weights.
     init: str = ""
@@ -283,6 +289,13 @@ def export_onnx(model: DefectNet, path: Path, cfg: TrainConfig, meta: dict[str, 
     seal_onnx(tmp, path, meta, "dockgate-train-defect")
 
 
+def _calibration_frames(frames: Frames, seed: int) -> np.ndarray:
+    """A seeded sample of training frames (all of them if fewer) to calibrate int8 ranges on."""
+    n = min(CALIBRATION_FRAMES, len(frames))
+    idx = np.sort(np.random.default_rng(seed).choice(len(frames), n, replace=False))
+    return frames.x[idx]
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished children (render workers), user + system."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -403,12 +416,15 @@ def train(
         "train_config": json.dumps(asdict(cfg)),
     }
     export_onnx(model, onnx_path, cfg, meta)
+    if cfg.quantize:
+        quantize_int8(onnx_path, _calibration_frames(train_set, cfg.seed))
     # Thresholds come from the exported file's own scores, so they match what the edge runs.
     val_probs = scores_onnx(onnx_path, val_set.x, threads=cfg.threads)
     ok = cfg.classes.index("ok")
     th = choose_thresholds(1 - val_probs[val_set.y == ok, ok], 1 - val_probs[val_set.y != ok, ok])
     meta |= {"freeze_threshold": f"{th.freeze:.6f}", "review_threshold": f"{th.review:.6f}"}
-    export_onnx(model, onnx_path, cfg, meta)
+    shutil.copyfile(onnx_path, onnx_path.with_suffix(".export.onnx"))
+    seal_onnx(onnx_path.with_suffix(".export.onnx"), onnx_path, meta, "dockgate-train-defect")
     val_eval = evaluate_frames(onnx_path, val_set, cfg.classes, th.freeze, threads=cfg.threads)
     holdout_set = render_holdout(cfg, rep, render_workers)
     holdout_eval = evaluate_frames(

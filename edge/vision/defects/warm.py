@@ -9,8 +9,10 @@ before it, so the graph's ``Conv`` nodes, in order, hold the net's convs in orde
 the seven feature blocks', then the 1x1 head's), each with its weight and folded bias as
 initializers; most are unnamed (``onnx::Conv_NNN``), so they are found by their node, not by
 name. A mirror-averaged export (:class:`~edge.vision.defects.net.FlipAveraged`, its metadata's
-``train_config`` says so) runs the same convs once on a doubled batch. :func:`load_onnx_weights`
-checks itself against onnxruntime and refuses a file it does not reproduce.
+``train_config`` says so) runs the same convs once on a doubled batch. An int8 export
+(:mod:`.quantize`) is read through its float twin (:func:`~.quantize.dequantized`: the weights
+its int8 values and scales stand for). :func:`load_onnx_weights` checks itself against
+onnxruntime (on the float twin of an int8 file) and refuses a file it does not reproduce.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from edge.vision.defects.net import DefectNet, FlipAveraged
+from edge.vision.defects.quantize import dequantized, is_quantized
 from edge.vision.warmstart import (
     WarmStartError,
     identity_batchnorm,
@@ -50,6 +53,14 @@ def load_onnx_weights(net: DefectNet, path: Path, *, check: bool = True) -> None
     logits and class maps within :data:`MAX_DIFF` on seeded random frames. Raises
     :class:`WarmStartError` otherwise (not an ONNX file, another architecture or width)."""
     inits, graph = read_initializers(path)
+    source: Path | bytes = path
+    if is_quantized(graph):
+        import onnx
+        from onnx import numpy_helper
+
+        twin = dequantized(onnx.load(str(path)))
+        graph, source = twin.graph, twin.SerializeToString()
+        inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     mods = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     bns = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)]
@@ -58,11 +69,15 @@ def load_onnx_weights(net: DefectNet, path: Path, *, check: bool = True) -> None
             f"{path}: {len(convs)} convolutions, this net has {len(mods)} (not a defect export "
             "of this architecture: another stem?)"
         )
+    # The exporter stores equal constants once, the others as an Identity of it (two convs
+    # whose folded biases are both zero): read through those.
+    alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
     state: dict[str, torch.Tensor] = {}
     for k, (node, (name, conv)) in enumerate(zip(convs, mods, strict=True)):
-        if len(node.input) < 3 or node.input[1] not in inits or node.input[2] not in inits:
+        names = [alias.get(i, i) for i in node.input[1:3]]
+        if len(names) < 2 or any(i not in inits for i in names):
             raise WarmStartError(f"{path}: conv {k} has no constant weight and bias")
-        w, b = inits[node.input[1]], inits[node.input[2]]
+        w, b = inits[names[0]], inits[names[1]]
         if tuple(w.shape) != tuple(conv.weight.shape):
             raise WarmStartError(
                 f"{path}: conv {k} has shape {list(w.shape)}, this net needs "
@@ -78,18 +93,20 @@ def load_onnx_weights(net: DefectNet, path: Path, *, check: bool = True) -> None
     for buf in ("mean", "std"):
         state[buf] = net.get_buffer(buf).clone()
     load_checked(
-        net, state, path, (lambda: max_diff(net, path)) if check else None, MAX_DIFF, "defect"
+        net, state, path, (lambda: max_diff(net, source)) if check else None, MAX_DIFF, "defect"
     )
 
 
-def max_diff(net: DefectNet, path: Path) -> float:
+def max_diff(net: DefectNet, onnx_model: Path | bytes) -> float:
     """Largest |difference| of logits and class maps, ``net`` (eval mode, mirror-averaged as
-    the file is) vs onnxruntime, on two seeded random frames of the file's input size."""
+    the file is) vs onnxruntime, on two seeded random frames of the graph's input size.
+    ``onnx_model``: an ONNX file, or a serialised model (the float twin of an int8 file)."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    where = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    sess = ort.InferenceSession(where, providers=["CPUExecutionProvider"])
     meta = sess.get_modelmeta().custom_metadata_map
-    h, w = int(meta.get("input_height", 144)), int(meta.get("input_width", 192))
+    h, w = (int(d) for d in sess.get_inputs()[0].shape[2:])  # the export fixes both sides
     x = np.random.default_rng(CHECK_SEED).uniform(0.0, 1.0, (2, 3, h, w)).astype(np.float32)
     got = sess.run(None, {sess.get_inputs()[0].name: x})
     model: nn.Module = FlipAveraged(net) if flip_averaged(meta) else net
