@@ -1,9 +1,10 @@
 """The defect CNN (PyTorch; training only, never imported at inference).
 
-A plain 7-conv network, about 170 M multiply-adds on a 192x144 frame with widths 24-48-96-192
-(the 16-32-64-128 net of defect-2026.12.06-s3 and earlier, about 75 M, underfitted), optionally
-behind a stem: one stride-1 conv at full input resolution (``stem`` channels; 8 add about 14 M
-multiply-adds) before the first stride-2 conv. Without the stem (up to s4) the net never learned
+A plain 7-conv network, about 170 M multiply-adds on a 192x144 frame (300 M at 256x192, the
+input from defect-2026.12.07-s9) with widths 24-48-96-192 (the 16-32-64-128 net of
+defect-2026.12.06-s3 and earlier, about 75 M, underfitted), optionally behind a stem: one
+stride-1 conv at full input resolution (``stem`` channels; 8 add about 14 M multiply-adds)
+before the first stride-2 conv. Without the stem (up to s4) the net never learned
 hairline cracks, a sub-pixel line at 192x144: s4 scores ok and cracked bottles alike (0.58 and
 0.59 on average). In short bottle-only runs (741 frames, 12 epochs) neither the stem alone nor
 the per-cell loss of ``train.py`` alone learned them (average precision 0.72 either way on
