@@ -50,6 +50,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.recognisers import regression_set
+from edge.vision.ocr.crnn import LINE_CACHE
 from edge.vision.ocr.crnn.data import build_lines, holdout_specs, normalise, train_specs
 from edge.vision.ocr.crnn.metrics import greedy_text, score_lines
 from edge.vision.ocr.crnn.prep import batch_input
@@ -361,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--cache",
         type=Path,
-        default=Path.home() / ".cache" / "dockgate" / "crnn",
+        default=LINE_CACHE,
         help="line cache",
     )
     ap.add_argument("--keep", type=Path, default=None, help="build the int8 files here, keep them")

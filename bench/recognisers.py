@@ -37,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge.vision.ocr.crnn import LINE_CACHE
 from edge.vision.ocr.crnn.data import LineSet, build_lines, holdout_specs, normalise
 from edge.vision.ocr.crnn.metrics import LineScore, greedy_text, score_lines
 from edge.vision.ocr.crnn.runtime import CrnnRecognizer
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--cache",
         type=Path,
-        default=Path.home() / ".cache" / "dockgate" / "crnn",
+        default=LINE_CACHE,
         help="line cache",
     )
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")

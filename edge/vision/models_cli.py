@@ -12,6 +12,7 @@ import click
 
 from edge.contracts.errors import DockgateError
 from edge.vision.defects.image import INPUT_SIZE as _DEFECT_INPUT
+from edge.vision.ocr.crnn import LINE_CACHE
 from edge.vision.session import MODELS_DIR, read_manifest, verify_file
 
 
@@ -299,7 +300,7 @@ def train_defect(
 @click.option(
     "--cache",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path.home() / ".cache" / "dockgate" / "crnn",
+    default=LINE_CACHE,
     show_default=True,
     help="Rendered lines are kept here in shards and reused.",
 )

@@ -8,3 +8,9 @@
   :class:`edge.vision.ocr.recognize.Recognizer` (grey line crops in, ``T x C`` softmax out);
 - :mod:`.metrics` - greedy decoding, character error rate, line exact match.
 """
+
+from pathlib import Path
+
+#: Where rendered training and held-out lines are kept in shards and reused (``build_lines``'
+#: ``cache``): the default of ``train-codes --cache`` and of the recogniser benches.
+LINE_CACHE = Path.home() / ".cache" / "dockgate" / "crnn"
