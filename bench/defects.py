@@ -83,7 +83,7 @@ def quality(model: DefectModel, per_class: int, face_per_class: int) -> None:
         f"{per_class} product views and {face_per_class} carton faces per class)\n"
     )
     print("| metric | value |\n|---|---|")
-    print(f"| freeze threshold (from validation) | {th:.4f} |")
+    print(f"| freeze threshold (from the model file) | {th:.4f} |")
     print(f"| recall of defective (score >= freeze) | {recall(bad_s, th):.4f} |")
     print(f"| false-freeze rate of good items | {false_freeze_rate(ok_s, th):.4f} |")
     for name in ("product", "face"):
@@ -100,7 +100,7 @@ def quality(model: DefectModel, per_class: int, face_per_class: int) -> None:
     print(f"| 5-class accuracy (argmax) | {np.mean(t == np.array(pred)):.4f} |")
     print(f"| average precision (defective) | {average_precision(ok_s, bad_s):.4f} |")
     # For reference only: the best this score could do here if the threshold were tuned on the
-    # held-out set itself (it never is; the shipped threshold comes from validation).
+    # held-out set itself (it never is; the shipped one: validation and threshold set).
     oracle = float(np.quantile(ok_s, 0.99, method="higher")) + 1e-9
     print(
         f"| (oracle) recall at a held-out-tuned threshold with <= 1% false freezes |"

@@ -4,6 +4,7 @@ recogniser, show installed models."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,22 @@ def _warm_options(lr: float, model: str) -> Callable[[Callable[..., None]], Call
             show_default=True,
             type=click.FloatRange(0, 1, min_open=True),
             help="Peak learning rate of the one-cycle schedule (lower it with --init).",
+        )(f)
+
+    return wrap
+
+
+def _manifest_options(default: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--manifest`` (where the new file's sha256 goes; ``default`` names the default) and
+    ``--no-manifest``."""
+
+    def wrap(f: Callable[..., None]) -> Callable[..., None]:
+        f = click.option("--no-manifest", is_flag=True, help="Do not touch any manifest.")(f)
+        return click.option(
+            "--manifest",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help=f"Manifest to record the new file's sha256 in (default: {default}).",
         )(f)
 
     return wrap
@@ -176,13 +193,7 @@ def _rich_reporter() -> Iterator[object]:
     help="Processes rendering the generated frames (same frames, same model for any count).",
 )
 @click.option("--version", "version", default="", help="Model version (default: a UTC timestamp).")
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Manifest to record the new file's sha256 in (default: OUT/../manifest.json).",
-)
-@click.option("--no-manifest", is_flag=True, help="Do not touch any manifest.")
+@_manifest_options("OUT/../manifest.json")
 def train_defect(
     data: Path,
     out: Path,
@@ -256,6 +267,145 @@ def train_defect(
     )
 
 
+@app.command("threshold-defect")
+@click.argument("model", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the model with its new thresholds (default: MODEL itself).",
+)
+@click.option("--version", "version", required=True, help="Version of the re-thresholded model.")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Training seed whose threshold set to render (default: the model's own, from its "
+    "train_config metadata).",
+)
+@click.option(
+    "--per-class",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Product views per class in the threshold set (default: as many as the model's training "
+    "rendered).",
+)
+@click.option(
+    "--face-per-class",
+    type=click.IntRange(0, 100_000),
+    default=None,
+    help="Carton faces per face class (default: as the model's training).",
+)
+@click.option(
+    "--holdout-per-class",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Held-out frames per class scored for the card (default: as the model's training).",
+)
+@click.option(
+    "--holdout-face-per-class",
+    type=click.IntRange(0, 100_000),
+    default=None,
+    help="Held-out carton faces per face class (default: as the model's training).",
+)
+@click.option("--render-workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@_manifest_options("OUT/../manifest.json")
+def threshold_defect(
+    model: Path,
+    out: Path | None,
+    version: str,
+    seed: int | None,
+    per_class: int | None,
+    face_per_class: int | None,
+    holdout_per_class: int | None,
+    holdout_face_per_class: int | None,
+    render_workers: int,
+    manifest: Path | None,
+    no_manifest: bool,
+) -> None:
+    """Choose an exported defect model's freeze and review thresholds again, on a threshold set.
+
+    The threshold set is training-domain frames in the training mix's proportions (3x 'ok'),
+    rendered from seeds no training uses; never the held-out set, which is then scored at the
+    new thresholds for the model card. The weights are not touched. No [train] extra needed.
+    """
+    from edge.vision.defects.card import add_rethreshold, record
+    from edge.vision.defects.data import Mix, render_holdout_set
+    from edge.vision.defects.evaluate import evaluate_probs, scores_onnx
+    from edge.vision.defects.thresholds import frozen_by_class, rethreshold
+    from edge.vision.session import onnx_metadata
+
+    meta = onnx_metadata(model)
+    if "classes" not in meta or "input_width" not in meta:
+        raise click.ClickException(
+            f"{model} is not an exported defect model (no contract metadata)"
+        )
+    trained = json.loads(meta.get("train_config", "{}"))
+    if seed is None:
+        if "seed" not in trained:
+            raise click.ClickException(f"{model} records no training seed: pass --seed")
+        seed = int(trained["seed"])
+    mix = Mix(
+        per_class or int(trained.get("per_class", 500)),
+        int(trained.get("ok_factor", 3)),
+        face_per_class if face_per_class is not None else int(trained.get("face_per_class", 250)),
+        int(trained.get("face_ok_factor", 3)),
+    )
+    target = out or model
+    card = target.parent / "MODEL_CARD.md"
+    if not card.exists() and (model.parent / "MODEL_CARD.md").exists():
+        shutil.copyfile(model.parent / "MODEL_CARD.md", card)  # the training record goes along
+    with _rich_reporter() as reporter:
+        try:
+            done = rethreshold(
+                model,
+                target,
+                mix=mix,
+                seed=seed,
+                version=version,
+                start=reporter.start,  # type: ignore[attr-defined]
+                workers=render_workers,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        classes = tuple(json.loads(meta["classes"]))
+        size = (int(meta["input_width"]), int(meta["input_height"]))
+        holdout = render_holdout_set(
+            holdout_per_class or int(trained.get("holdout_per_class", 200)),
+            holdout_face_per_class
+            if holdout_face_per_class is not None
+            else int(trained.get("holdout_face_per_class", 100)),
+            seed,
+            classes,
+            size,
+            reporter.start,  # type: ignore[attr-defined]
+            render_workers,
+        )
+    probs = scores_onnx(target, holdout.x)
+    freeze = done.thresholds.freeze
+    evaluation = evaluate_probs(probs, holdout.y, classes, freeze)
+    frozen = frozen_by_class(probs, holdout.y, classes, freeze)
+    add_rethreshold(card, target, done, evaluation, frozen)
+    if not no_manifest:
+        record(manifest or target.parent.parent / "manifest.json", target, version, *size)
+    click.echo(
+        json.dumps(
+            {
+                "onnx": str(target),
+                "version": version,
+                "freeze_threshold": [round(done.previous_freeze, 6), round(freeze, 6)],
+                "review_threshold": [
+                    round(done.previous_review, 6),
+                    round(done.thresholds.review, 6),
+                ],
+                "threshold_set": {"good": done.good_frames, "damaged": done.damaged_frames},
+                "holdout": evaluation.summary() | {"frozen_by_class": frozen},
+            },
+            indent=1,
+        )
+    )
+
+
 @app.command("train-codes")
 @click.option(
     "--data",
@@ -308,13 +458,7 @@ def train_defect(
     "--no-compare", is_flag=True, help="Do not score PP-OCR (ocr.rec) on the held-out set."
 )
 @click.option("--version", "version", default="", help="Model version (default: a UTC timestamp).")
-@click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Manifest to record the new file's sha256 in (default: OUT/../../manifest.json).",
-)
-@click.option("--no-manifest", is_flag=True, help="Do not touch any manifest.")
+@_manifest_options("OUT/../../manifest.json")
 def train_codes(
     data: Path | None,
     out: Path,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.vision.defects.evaluate import Evaluation
 from edge.vision.defects.metrics import format_confusion, pr_curve
 from edge.vision.defects.quantize import CALIBRATION_FRAMES
-from edge.vision.defects.train import TrainConfig, TrainResult
-from edge.vision.session import onnx_metadata, write_manifest_entry
+from edge.vision.defects.thresholds import Rethreshold
+from edge.vision.session import onnx_metadata, sha256_file, write_manifest_entry
+
+if TYPE_CHECKING:  # the trainer imports torch; a node re-choosing thresholds has none
+    from edge.vision.defects.train import TrainConfig, TrainResult
 
 MANIFEST_KEY = "defect"
 
@@ -84,7 +88,7 @@ activation map per class whose pooled value is the logit, used as the operator's
 Input: RGB float32 in [0, 1], NCHW, {cfg.input_width}x{cfg.input_height}, the frame letterboxed
 (aspect kept, 0.5 grey bars). The defect score is `1 - P(ok)`.{_mirror(cfg.flip_average)}{int8}
 
-Thresholds (stored in the ONNX metadata, chosen on the validation split):
+Thresholds (stored in the ONNX metadata, chosen on {_threshold_source(result)}):
 freeze at score >= **{result.freeze_threshold:.4f}**, review from
 **{result.review_threshold:.4f}**.
 
@@ -102,7 +106,8 @@ freeze at score >= **{result.freeze_threshold:.4f}**, review from
   on the face the way `fixtures.conveyor` draws it.
 - Plus {result.user_images} labelled user images; {result.train_count} frames after the
   {cfg.val_fraction:.0%} stratified validation split.
-- Validation: that split ({result.val.count} frames), used only to choose thresholds.
+- Validation: that split ({result.val.count} frames), used only to choose
+  thresholds.{_threshold_set(result)}
 - Held-out: {cfg.holdout_per_class} frames per class from domain `holdout`, generator settings
   training never uses (its random belts, tints and profiles may come near some of them by
   chance): roller and green conveyors, pale and dark recycled board, near-cubic
@@ -157,18 +162,92 @@ def write_card(result: TrainResult) -> Path:
 
 def update_manifest(manifest: Path, result: TrainResult) -> None:
     """Set the manifest's ``defect`` entry (other entries untouched), atomically."""
-    height, width = result.config.input_height, result.config.input_width
+    record(
+        manifest,
+        result.onnx_path,
+        result.version,
+        result.config.input_width,
+        result.config.input_height,
+    )
+
+
+def record(manifest: Path, onnx_path: Path, version: str, width: int, height: int) -> None:
+    """The manifest's ``defect`` entry for the file at ``onnx_path`` (other entries untouched)."""
     write_manifest_entry(
         manifest,
         MANIFEST_KEY,
-        result.onnx_path,
-        version=result.version,
-        sha256=result.sha256,
-        size=result.size,
+        onnx_path,
+        version=version,
+        sha256=sha256_file(onnx_path),
+        size=onnx_path.stat().st_size,
         described={
             "kind": "defect-classifier",
             "input": f"1x3x{height}x{width} RGB float [0,1]",
         },
+    )
+
+
+def add_rethreshold(
+    card: Path,
+    onnx_path: Path,
+    done: Rethreshold,
+    holdout: Evaluation,
+    frozen: dict[str, float],
+) -> None:
+    """Record in the model card beside ``onnx_path`` that its thresholds were chosen again:
+    the title and file line name the new file; a section at the end gives the new thresholds,
+    what they rest on and the held-out figures at them. The training record above stays as it
+    was (its figures are at the old threshold, and the section says so)."""
+    text = (
+        card.read_text(encoding="utf-8") if card.exists() else f"# Defect model `{done.version}`\n"
+    )
+    lines = text.split("\n")
+    sha, size = sha256_file(onnx_path), onnx_path.stat().st_size
+    for i, line in enumerate(lines):
+        if line.startswith("# Defect model "):
+            lines[i] = f"# Defect model `{done.version}`"
+        elif line.startswith("File: `"):
+            lines[i] = f"File: `{onnx_path.name}`, {size} bytes, sha256 `{sha}`."
+    th = done.thresholds
+    section = f"""
+## Thresholds chosen again: `{done.version}`
+`dockgate models threshold-defect` gave this model's unchanged weights new thresholds, chosen on
+a threshold set of {done.good_frames} good and {done.damaged_frames} damaged training-domain
+frames rendered from seeds no training used (`edge.vision.defects.thresholds`; never the
+held-out set): freeze **{done.previous_freeze:.4f} -> {th.freeze:.4f}**, review
+{done.previous_review:.4f} -> {th.review:.4f}. On that set: recall {th.val_recall:.4f}, false
+freezes {th.val_false_freeze:.4f}. The figures in the sections above are at the old threshold.
+
+Held-out at the new freeze threshold:
+
+| metric | value |
+|---|---|
+{_figures(holdout)}
+
+Held-out share frozen per class at the new freeze threshold: {_shares(frozen)}.
+"""
+    card.write_text("\n".join(lines).rstrip("\n") + "\n" + section, encoding="utf-8")
+
+
+def _shares(frozen: dict[str, float]) -> str:
+    return ", ".join(f"{name} {share:.3f}" for name, share in frozen.items())
+
+
+def _threshold_set(result: TrainResult) -> str:
+    if not result.threshold_set:
+        return ""
+    return (
+        f"\n- Threshold set: {result.threshold_set} more frames of the training mix from seeds no"
+        "\n  training uses (`edge.vision.defects.thresholds`), also used only to choose thresholds."
+    )
+
+
+def _threshold_source(result: TrainResult) -> str:
+    where = "the validation split" + (" and the threshold set" if result.threshold_set else "")
+    return (
+        f"{where}, {result.threshold_good} good and {result.threshold_damaged} damaged frames;"
+        "\nthe freeze threshold is where about 0.5 % of the good ones score at or above it,\n"
+        "or higher, midway to the damaged frames, where the two do not overlap"
     )
 
 

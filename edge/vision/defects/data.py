@@ -25,6 +25,8 @@ from edge.vision.defects.image import Letterbox, letterbox, read_image, to_rgb8
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 Progress = Callable[[int], None]
+#: ``start(stage, total)``: a progress callback for a stage of ``total`` frames.
+StartStage = Callable[[str, int], Progress]
 Box = tuple[int, int, int, int]
 #: A frame with no damage (class ``ok``): an empty box.
 NO_BOX = (0.0, 0.0, 0.0, 0.0)
@@ -180,6 +182,123 @@ def render_face_frames(
         for label in wanted
     ]
     return _render(tasks, classes, size, on_progress, workers)
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How many generated training-domain frames a set holds (see :func:`render_mix`)."""
+
+    per_class: int  # product views per class
+    ok_factor: int  # "ok" product views: ok_factor x per_class
+    face_per_class: int  # carton faces per face class
+    face_ok_factor: int  # "ok" carton faces: face_ok_factor x face_per_class
+
+    def scaled(self, scale: float) -> Mix:
+        """The same mix with ``scale`` times as many frames of each kind."""
+        return Mix(
+            round(self.per_class * scale),
+            self.ok_factor,
+            round(self.face_per_class * scale),
+            self.face_ok_factor,
+        )
+
+
+def render_mix(
+    mix: Mix,
+    seed: int,
+    classes: tuple[str, ...],
+    size: tuple[int, int],
+    start: StartStage | None = None,
+    workers: int = 1,
+    label: str = "",
+) -> Frames:
+    """Training-domain product views and carton faces in the proportions of ``mix``.
+
+    Uses the sample seeds of ``seed``, ``seed + 20_000``, ``seed + 50_000`` and ``seed + 70_000``
+    (the training set's since the first model, so a training run is reproduced exactly); a set
+    that must not share frames with a training run needs a base ``seed`` away from every
+    training seed by more than those offsets. ``label`` prefixes the progress stages.
+    """
+
+    def stage(name: str, total: int) -> Progress | None:
+        return start(f"{label}{name}", total) if start is not None else None
+
+    shape = (3, size[1], size[0])
+    extra_ok = mix.per_class * (mix.ok_factor - 1)
+    extra_ok_faces = mix.face_per_class * (mix.face_ok_factor - 1)
+    parts = [
+        render_frames(
+            "train",
+            mix.per_class,
+            seed,
+            classes,
+            size,
+            stage("rendering train", mix.per_class * len(classes)),
+            workers=workers,
+        ),
+        render_frames(
+            "train",
+            extra_ok,
+            seed + 50_000,
+            classes,
+            size,
+            stage("rendering more ok", extra_ok),
+            only=("ok",),
+            workers=workers,
+        ),
+        render_face_frames(
+            "train",
+            mix.face_per_class,
+            seed + 20_000,
+            classes,
+            size,
+            stage("rendering carton faces", mix.face_per_class * 4),
+            workers=workers,
+        ),
+        render_face_frames(
+            "train",
+            extra_ok_faces,
+            seed + 70_000,
+            classes,
+            size,
+            stage("rendering more ok faces", extra_ok_faces),
+            only=("ok",),
+            workers=workers,
+        ),
+    ]
+    return Frames.concat(parts, shape)
+
+
+def render_holdout_set(
+    per_class: int,
+    face_per_class: int,
+    seed: int,
+    classes: tuple[str, ...],
+    size: tuple[int, int],
+    start: StartStage | None = None,
+    workers: int = 1,
+) -> Frames:
+    """The held-out set: domain ``holdout`` product views (sample seeds of ``seed + 10_000``)
+    and carton faces (``seed + 30_000``), generator settings training never sees."""
+    products = render_frames(
+        "holdout",
+        per_class,
+        seed + 10_000,
+        classes,
+        size,
+        start("rendering held-out", per_class * len(classes)) if start else None,
+        workers=workers,
+    )
+    faces = render_face_frames(
+        "holdout",
+        face_per_class,
+        seed + 30_000,
+        classes,
+        size,
+        start("rendering held-out faces", face_per_class * 4) if start else None,
+        workers=workers,
+    )
+    return Frames.concat([products, faces], (3, size[1], size[0]))
 
 
 Task = tuple[str, str, str, int]  # (generator, domain, label, sample seed)

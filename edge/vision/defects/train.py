@@ -3,8 +3,9 @@
 Steps: render the training-domain frames (product views and carton faces as the gate camera sees
 them, plus ``DATA/<class>/`` photos), split off a stratified validation set, train with seeded
 order and deterministic kernels on one thread (default), export ONNX with its contract in the
-metadata, choose thresholds on validation through the exported file, then report on a held-out
-set (product views and carton faces) rendered with generator settings training never saw.
+metadata, choose thresholds through the exported file on validation and a threshold set
+(:mod:`edge.vision.defects.thresholds`), then report on a held-out set (product views and
+carton faces) rendered with generator settings training never saw.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import logging
 import os
 import resource
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,16 +32,23 @@ from torch import nn
 
 from edge.vision.defects.data import (
     Frames,
+    Mix,
     load_labelled,
-    render_face_frames,
-    render_frames,
+    render_holdout_set,
+    render_mix,
     stratified_split,
 )
-from edge.vision.defects.evaluate import Evaluation, evaluate_frames, scores_onnx
+from edge.vision.defects.evaluate import Evaluation, evaluate_frames, evaluate_probs, scores_onnx
 from edge.vision.defects.image import INPUT_SIZE
 from edge.vision.defects.metrics import choose_thresholds
 from edge.vision.defects.net import STEM, WIDTHS, DefectNet, FlipAveraged
 from edge.vision.defects.quantize import CALIBRATION_FRAMES, quantize_int8
+from edge.vision.defects.thresholds import (
+    defect_scores,
+    render_threshold_set,
+    reseal,
+    threshold_meta,
+)
 from edge.vision.defects.warm import load_onnx_weights
 from edge.vision.session import seal_onnx
 from edge.vision.warmstart import freeze_batchnorm
@@ -65,6 +72,10 @@ class TrainConfig:
     holdout_per_class: int = 200
     holdout_face_per_class: int = 100
     val_fraction: float = 0.15
+    # Frames rendered only to choose the thresholds, pooled with the validation split: this
+    # many times the generated training mix, from seeds no training uses
+    # (edge.vision.defects.thresholds). 0: validation alone, as up to defect-2026.12.07-s9.
+    threshold_scale: float = 1.0
     epochs: int = 16
     batch: int = 32
     lr: float = 3e-3
@@ -108,6 +119,10 @@ class TrainResult:
     freeze_threshold: float
     review_threshold: float
     train_count: int
+    # Frames the thresholds were chosen on: validation plus threshold set, good / damaged.
+    threshold_good: int
+    threshold_damaged: int
+    threshold_set: int  # of which rendered only for the thresholds
     user_images: int
     seconds: float
     cpu_seconds: float = 0.0
@@ -307,31 +322,23 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _mix(cfg: TrainConfig) -> Mix:
+    return Mix(cfg.per_class, cfg.ok_factor, cfg.face_per_class, cfg.face_ok_factor)
+
+
 def render_holdout(
     cfg: TrainConfig, reporter: Reporter | None = None, render_workers: int = 1
 ) -> Frames:
-    """The held-out set: domain ``holdout`` product frames and carton faces (unseen settings)."""
-    rep = reporter or Reporter()
-    size = (cfg.input_width, cfg.input_height)
-    products = render_frames(
-        "holdout",
+    """The held-out set of ``cfg``: :func:`edge.vision.defects.data.render_holdout_set`."""
+    return render_holdout_set(
         cfg.holdout_per_class,
-        cfg.seed + 10_000,
-        cfg.classes,
-        size,
-        rep.start("rendering held-out", cfg.holdout_per_class * len(cfg.classes)),
-        workers=render_workers,
-    )
-    faces = render_face_frames(
-        "holdout",
         cfg.holdout_face_per_class,
-        cfg.seed + 30_000,
+        cfg.seed,
         cfg.classes,
-        size,
-        rep.start("rendering held-out faces", cfg.holdout_face_per_class * 4),
-        workers=render_workers,
+        (cfg.input_width, cfg.input_height),
+        (reporter or Reporter()).start,
+        render_workers,
     )
-    return Frames.concat([products, faces], (3, cfg.input_height, cfg.input_width))
 
 
 def train(
@@ -351,49 +358,12 @@ def train(
     _seed_everything(cfg.seed, cfg.threads)
     size = (cfg.input_width, cfg.input_height)
     shape = (3, cfg.input_height, cfg.input_width)
-    gen_frames = render_frames(
-        "train",
-        cfg.per_class,
-        cfg.seed,
-        cfg.classes,
-        size,
-        rep.start("rendering train", cfg.per_class * len(cfg.classes)),
-        workers=render_workers,
-    )
+    generated = render_mix(_mix(cfg), cfg.seed, cfg.classes, size, rep.start, render_workers)
     user = Frames.concat([], shape)
     if data_dir is not None and data_dir.is_dir():
         user = load_labelled(data_dir, cfg.classes, size)
         rep.note(f"{len(user)} labelled images from {data_dir}")
-    extra_ok = render_frames(
-        "train",
-        cfg.per_class * (cfg.ok_factor - 1),
-        cfg.seed + 50_000,
-        cfg.classes,
-        size,
-        rep.start("rendering more ok", cfg.per_class * (cfg.ok_factor - 1)),
-        only=("ok",),
-        workers=render_workers,
-    )
-    faces = render_face_frames(
-        "train",
-        cfg.face_per_class,
-        cfg.seed + 20_000,
-        cfg.classes,
-        size,
-        rep.start("rendering carton faces", cfg.face_per_class * 4),
-        workers=render_workers,
-    )
-    extra_ok_faces = render_face_frames(
-        "train",
-        cfg.face_per_class * (cfg.face_ok_factor - 1),
-        cfg.seed + 70_000,
-        cfg.classes,
-        size,
-        rep.start("rendering more ok faces", cfg.face_per_class * (cfg.face_ok_factor - 1)),
-        only=("ok",),
-        workers=render_workers,
-    )
-    data = Frames.concat([gen_frames, extra_ok, faces, extra_ok_faces, user], shape)
+    data = Frames.concat([generated, user], shape)
     train_idx, val_idx = stratified_split(data.y, cfg.val_fraction, cfg.seed)
     train_set, val_set = data.subset(train_idx), data.subset(val_idx)
     model = DefectNet(len(cfg.classes), cfg.widths, stem=cfg.stem)
@@ -418,14 +388,24 @@ def train(
     export_onnx(model, onnx_path, cfg, meta)
     if cfg.quantize:
         quantize_int8(onnx_path, _calibration_frames(train_set, cfg.seed))
-    # Thresholds come from the exported file's own scores, so they match what the edge runs.
-    val_probs = scores_onnx(onnx_path, val_set.x, threads=cfg.threads)
-    ok = cfg.classes.index("ok")
-    th = choose_thresholds(1 - val_probs[val_set.y == ok, ok], 1 - val_probs[val_set.y != ok, ok])
-    meta |= {"freeze_threshold": f"{th.freeze:.6f}", "review_threshold": f"{th.review:.6f}"}
-    shutil.copyfile(onnx_path, onnx_path.with_suffix(".export.onnx"))
-    seal_onnx(onnx_path.with_suffix(".export.onnx"), onnx_path, meta, "dockgate-train-defect")
-    val_eval = evaluate_frames(onnx_path, val_set, cfg.classes, th.freeze, threads=cfg.threads)
+    # Thresholds come from the exported file's own scores, so they match what the edge runs,
+    # on validation pooled with the threshold set (edge.vision.defects.thresholds).
+    threshold_set = render_threshold_set(
+        _mix(cfg).scaled(cfg.threshold_scale),
+        cfg.seed,
+        cfg.classes,
+        size,
+        rep.start,
+        render_workers,
+    )
+    pooled = Frames.concat([val_set, threshold_set], shape)
+    probs = scores_onnx(onnx_path, pooled.x, threads=cfg.threads)
+    good, damaged = defect_scores(probs, pooled.y, cfg.classes)
+    th = choose_thresholds(good, damaged)
+    source = "validation split" + (" and threshold set" if len(threshold_set) else "")
+    meta |= threshold_meta(th, len(good), len(damaged), source)
+    reseal(onnx_path, onnx_path, meta)
+    val_eval = evaluate_probs(probs[: len(val_set)], val_set.y, cfg.classes, th.freeze)
     holdout_set = render_holdout(cfg, rep, render_workers)
     holdout_eval = evaluate_frames(
         onnx_path, holdout_set, cfg.classes, th.freeze, threads=cfg.threads
@@ -441,6 +421,9 @@ def train(
         freeze_threshold=th.freeze,
         review_threshold=th.review,
         train_count=len(train_set),
+        threshold_good=len(good),
+        threshold_damaged=len(damaged),
+        threshold_set=len(threshold_set),
         user_images=len(user),
         seconds=time.perf_counter() - started,
         cpu_seconds=_cpu_seconds() - cpu_started,
