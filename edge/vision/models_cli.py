@@ -309,7 +309,7 @@ def train_defect(
     help="Held-out carton faces per face class (default: as the model's training).",
 )
 @click.option("--render-workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@_manifest_options("OUT/../manifest.json")
+@_manifest_options("manifest.json in the folder above the written file's")
 def threshold_defect(
     model: Path,
     out: Path | None,
