@@ -51,6 +51,7 @@ class MqttLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self._stopping = False
         self._host, self._port, self._keepalive = (
             config.broker_host,
             config.broker_port,
@@ -63,6 +64,8 @@ class MqttLink:
         self.client.loop_start()
 
     def stop(self) -> None:
+        # paho reports our own disconnect through on_disconnect too; it is not a lost link.
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -82,7 +85,10 @@ class MqttLink:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        log.warning("%s: link to broker lost (%s)", ErrorCode.BROKER_UNREACHABLE.value, reason)
+        if self._stopping:
+            log.info("disconnected from the broker (stopping)")
+        else:
+            log.warning("%s: link to broker lost (%s)", ErrorCode.BROKER_UNREACHABLE.value, reason)
         self._on_link_cb(False)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
