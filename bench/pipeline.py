@@ -156,6 +156,9 @@ def cold_start(demo: Demo) -> float | None:
     port = free_port()
     text = cfg.read_text().replace(f"port = {demo.urls['panel'].rsplit(':', 1)[1]}\n",
                                    f"port = {port}\n")  # fmt: skip
+    # The running node keeps its broker link: a second master control with the same MQTT client
+    # id would take its session over, and the two would knock each other off every second.
+    text = text.replace("[agv]\n", '[agv]\nclient_id = "dockgate-mc-cold"\n', 1)
     cold = demo.root / "edge-cold.toml"
     cold.write_text(text.replace(str(demo.root / "edge"), str(demo.root / "edge-cold")))
     shutil.copytree(demo.root / "edge" / "trust", demo.root / "edge-cold" / "trust")
