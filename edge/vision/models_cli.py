@@ -332,14 +332,15 @@ def threshold_defect(
     from edge.vision.defects.card import add_rethreshold, record
     from edge.vision.defects.data import Mix, render_holdout_set
     from edge.vision.defects.evaluate import evaluate_probs, scores_onnx
-    from edge.vision.defects.thresholds import frozen_by_class, rethreshold
+    from edge.vision.defects.metrics import frozen_by_class
+    from edge.vision.defects.thresholds import contract, rethreshold
     from edge.vision.session import onnx_metadata
 
     meta = onnx_metadata(model)
-    if "classes" not in meta or "input_width" not in meta:
-        raise click.ClickException(
-            f"{model} is not an exported defect model (no contract metadata)"
-        )
+    try:
+        classes, size = contract(meta, model)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     trained = json.loads(meta.get("train_config", "{}"))
     if seed is None:
         if "seed" not in trained:
@@ -352,24 +353,16 @@ def threshold_defect(
         int(trained.get("face_ok_factor", 3)),
     )
     target = out or model
-    card = target.parent / "MODEL_CARD.md"
-    if not card.exists() and (model.parent / "MODEL_CARD.md").exists():
-        shutil.copyfile(model.parent / "MODEL_CARD.md", card)  # the training record goes along
     with _rich_reporter() as reporter:
-        try:
-            done = rethreshold(
-                model,
-                target,
-                mix=mix,
-                seed=seed,
-                version=version,
-                start=reporter.start,  # type: ignore[attr-defined]
-                workers=render_workers,
-            )
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        classes = tuple(json.loads(meta["classes"]))
-        size = (int(meta["input_width"]), int(meta["input_height"]))
+        done = rethreshold(
+            model,
+            target,
+            mix=mix,
+            seed=seed,
+            version=version,
+            start=reporter.start,  # type: ignore[attr-defined]
+            workers=render_workers,
+        )
         holdout = render_holdout_set(
             holdout_per_class or int(trained.get("holdout_per_class", 200)),
             holdout_face_per_class
@@ -385,6 +378,9 @@ def threshold_defect(
     freeze = done.thresholds.freeze
     evaluation = evaluate_probs(probs, holdout.y, classes, freeze)
     frozen = frozen_by_class(probs, holdout.y, classes, freeze)
+    card = target.parent / "MODEL_CARD.md"
+    if not card.exists() and (model.parent / "MODEL_CARD.md").exists():
+        shutil.copyfile(model.parent / "MODEL_CARD.md", card)  # the training record goes along
     add_rethreshold(card, target, done, evaluation, frozen)
     if not no_manifest:
         record(manifest or target.parent.parent / "manifest.json", target, version, *size)

@@ -14,12 +14,10 @@ from click.testing import CliRunner
 
 from edge.cli import cli
 from edge.vision.defects.data import Mix, render_face_frames, render_frames, render_mix
-from edge.vision.defects.metrics import choose_thresholds
+from edge.vision.defects.metrics import choose_thresholds, defect_scores, frozen_by_class
 from edge.vision.defects.model import DefectModel
 from edge.vision.defects.thresholds import (
     SEED_OFFSET,
-    defect_scores,
-    frozen_by_class,
     render_threshold_set,
     rethreshold,
 )

@@ -16,6 +16,7 @@ from edge.vision.defects.data import Frames
 from edge.vision.defects.metrics import (
     average_precision,
     confusion,
+    defect_scores,
     false_freeze_rate,
     recall,
 )
@@ -74,18 +75,16 @@ def evaluate_probs(
     probs: np.ndarray, y: npt.NDArray[np.int64], classes: tuple[str, ...], threshold: float
 ) -> Evaluation:
     """Figures from precomputed probabilities."""
-    ok = classes.index("ok")
-    score = 1.0 - probs[:, ok]
-    ok_scores, defect_scores = score[y == ok], score[y != ok]
+    ok_scores, damaged_scores = defect_scores(probs, y, classes)
     pred = probs.argmax(axis=1).astype(np.int64)
     return Evaluation(
         count=len(y),
         threshold=threshold,
-        recall=recall(defect_scores, threshold),
+        recall=recall(damaged_scores, threshold),
         false_freeze=false_freeze_rate(ok_scores, threshold),
         accuracy=float(np.mean(pred == y)) if len(y) else float("nan"),
-        average_precision=average_precision(ok_scores, defect_scores),
+        average_precision=average_precision(ok_scores, damaged_scores),
         confusion=confusion(y, pred, len(classes)),
         ok_scores=ok_scores,
-        defect_scores=defect_scores,
+        defect_scores=damaged_scores,
     )

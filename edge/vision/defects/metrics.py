@@ -65,6 +65,31 @@ def choose_thresholds(
     )
 
 
+def defect_scores(
+    probs: Floats, y: npt.NDArray[np.int64], classes: tuple[str, ...]
+) -> tuple[Floats, Floats]:
+    """(scores of good frames, scores of damaged frames); the score is ``1 - P(ok)``."""
+    ok = classes.index("ok")
+    score = 1.0 - probs[:, ok]
+    return score[y == ok], score[y != ok]
+
+
+def frozen_by_class(
+    probs: Floats,
+    y: npt.NDArray[np.int64],
+    classes: tuple[str, ...],
+    threshold: float,
+) -> dict[str, float]:
+    """Share of each class's frames scored at or above ``threshold`` (for ``ok``: false freezes)."""
+    ok = classes.index("ok")
+    score = 1.0 - probs[:, ok]
+    return {
+        name: float(np.mean(score[y == i] >= threshold))
+        for i, name in enumerate(classes)
+        if np.any(y == i)
+    }
+
+
 def recall(defect_scores: Floats, threshold: float) -> float:
     """Share of defective items scored at or above ``threshold``."""
     return float(np.mean(defect_scores >= threshold)) if len(defect_scores) else float("nan")

@@ -17,12 +17,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
 from edge.vision.defects.data import Frames, Mix, StartStage, render_mix
 from edge.vision.defects.evaluate import scores_onnx
-from edge.vision.defects.metrics import Thresholds, choose_thresholds
+from edge.vision.defects.metrics import Thresholds, choose_thresholds, defect_scores
 from edge.vision.session import onnx_metadata, seal_onnx
 
 #: The threshold set of a model trained with seed ``s`` is rendered from ``s + 300_000`` (and
@@ -44,28 +41,16 @@ def render_threshold_set(
     )
 
 
-def defect_scores(
-    probs: npt.NDArray[np.float64], y: npt.NDArray[np.int64], classes: tuple[str, ...]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(scores of good frames, scores of damaged frames); the score is ``1 - P(ok)``."""
-    ok = classes.index("ok")
-    score = 1.0 - probs[:, ok]
-    return score[y == ok], score[y != ok]
-
-
-def frozen_by_class(
-    probs: npt.NDArray[np.float64],
-    y: npt.NDArray[np.int64],
-    classes: tuple[str, ...],
-    threshold: float,
-) -> dict[str, float]:
-    """Share of each class's frames scored at or above ``threshold`` (for ``ok``: false freezes)."""
-    score = 1.0 - probs[:, classes.index("ok")]
-    return {
-        name: float(np.mean(score[y == i] >= threshold))
-        for i, name in enumerate(classes)
-        if np.any(y == i)
-    }
+def contract(meta: dict[str, str], where: Path) -> tuple[tuple[str, ...], tuple[int, int]]:
+    """(classes, (input width, height)) from an exported defect model's metadata; ValueError
+    when ``meta`` (read from ``where``) is not a defect model's."""
+    try:
+        classes = tuple(json.loads(meta["classes"]))
+        return classes, (int(meta["input_width"]), int(meta["input_height"]))
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(
+            f"{where} is not an exported defect model (no contract metadata)"
+        ) from None
 
 
 def threshold_meta(th: Thresholds, good: int, damaged: int, source: str) -> dict[str, str]:
@@ -117,10 +102,7 @@ def rethreshold(
     byte for byte the same). The training run's validation split cannot be rebuilt without its
     data, so the threshold set alone decides here."""
     meta = onnx_metadata(onnx_path)
-    if "classes" not in meta or "input_width" not in meta:
-        raise ValueError(f"{onnx_path} is not an exported defect model (no contract metadata)")
-    classes = tuple(json.loads(meta["classes"]))
-    size = (int(meta["input_width"]), int(meta["input_height"]))
+    classes, size = contract(meta, onnx_path)
     frames = render_threshold_set(mix, seed, classes, size, start, workers)
     good, damaged = defect_scores(scores_onnx(onnx_path, frames.x, threads), frames.y, classes)
     th = choose_thresholds(good, damaged)

@@ -40,15 +40,10 @@ from edge.vision.defects.data import (
 )
 from edge.vision.defects.evaluate import Evaluation, evaluate_frames, evaluate_probs, scores_onnx
 from edge.vision.defects.image import INPUT_SIZE
-from edge.vision.defects.metrics import choose_thresholds
+from edge.vision.defects.metrics import choose_thresholds, defect_scores
 from edge.vision.defects.net import STEM, WIDTHS, DefectNet, FlipAveraged
 from edge.vision.defects.quantize import CALIBRATION_FRAMES, quantize_int8
-from edge.vision.defects.thresholds import (
-    defect_scores,
-    render_threshold_set,
-    reseal,
-    threshold_meta,
-)
+from edge.vision.defects.thresholds import render_threshold_set, reseal, threshold_meta
 from edge.vision.defects.warm import load_onnx_weights
 from edge.vision.session import seal_onnx
 from edge.vision.warmstart import freeze_batchnorm
