@@ -7,6 +7,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
@@ -330,7 +331,13 @@ def threshold_defect(
     new thresholds for the model card. The weights are not touched. No [train] extra needed.
     """
     from edge.vision.defects.card import add_rethreshold, record
-    from edge.vision.defects.data import Mix, render_holdout_set
+    from edge.vision.defects.data import (
+        HOLDOUT_FACE_PER_CLASS,
+        HOLDOUT_PER_CLASS,
+        TRAIN_MIX,
+        Mix,
+        render_holdout_set,
+    )
     from edge.vision.defects.evaluate import evaluate_probs, scores_onnx
     from edge.vision.defects.metrics import frozen_by_class
     from edge.vision.defects.thresholds import contract, rethreshold
@@ -346,11 +353,12 @@ def threshold_defect(
         if "seed" not in trained:
             raise click.ClickException(f"{model} records no training seed: pass --seed")
         seed = int(trained["seed"])
-    mix = Mix(
-        per_class or int(trained.get("per_class", 500)),
-        int(trained.get("ok_factor", 3)),
-        face_per_class if face_per_class is not None else int(trained.get("face_per_class", 250)),
-        int(trained.get("face_ok_factor", 3)),
+    # What the model was trained on, where its metadata says; else the trainer's defaults.
+    mix = Mix(**{k: int(trained.get(k, v)) for k, v in asdict(TRAIN_MIX).items()})
+    mix = replace(
+        mix,
+        per_class=per_class or mix.per_class,
+        face_per_class=mix.face_per_class if face_per_class is None else face_per_class,
     )
     target = out or model
     with _rich_reporter() as reporter:
@@ -364,10 +372,10 @@ def threshold_defect(
             workers=render_workers,
         )
         holdout = render_holdout_set(
-            holdout_per_class or int(trained.get("holdout_per_class", 200)),
+            holdout_per_class or int(trained.get("holdout_per_class", HOLDOUT_PER_CLASS)),
             holdout_face_per_class
             if holdout_face_per_class is not None
-            else int(trained.get("holdout_face_per_class", 100)),
+            else int(trained.get("holdout_face_per_class", HOLDOUT_FACE_PER_CLASS)),
             seed,
             classes,
             size,

@@ -232,3 +232,28 @@ def test_training_chooses_thresholds_on_validation_and_the_threshold_set(
     text = card_text(result)
     assert f"{result.threshold_good} good and {result.threshold_damaged} damaged" in text
     assert ("Threshold set: 20 more frames" in text) == bool(scale)
+
+
+def test_threshold_defect_command_renders_the_mix_the_model_was_trained_on(
+    tmp_path: Path,
+) -> None:
+    """Without --per-class / --face-per-class the threshold set follows the model's own
+    ``train_config`` (here a tiny one), not the trainer's defaults."""
+    from edge.vision.defects.thresholds import reseal
+
+    meta = onnx_metadata(SHIPPED)
+    trained = json.loads(meta["train_config"]) | {
+        "per_class": 2,
+        "face_per_class": 1,
+        "ok_factor": 2,
+        "holdout_per_class": 1,
+        "holdout_face_per_class": 0,
+    }
+    model = tmp_path / "defect.onnx"
+    reseal(SHIPPED, model, meta | {"train_config": json.dumps(trained)})
+    code, output = _cli(str(model), "--version", "mix-test", "--no-manifest")
+    assert code == 0, output
+    report = json.loads(output[output.index("{") :])
+    # products 2 per class + 2 more ok, faces 1 per face class + 2 more ok (face_ok_factor 3)
+    assert report["threshold_set"] == {"good": 2 + 2 + 1 + 2, "damaged": 2 * 4 + 1 * 3}
+    assert report["holdout"]["count"] == 5

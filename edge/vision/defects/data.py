@@ -203,6 +203,12 @@ class Mix:
         )
 
 
+#: The generated training mix of ``TrainConfig``'s defaults (every shipped model's).
+TRAIN_MIX = Mix(per_class=500, ok_factor=3, face_per_class=250, face_ok_factor=3)
+#: Held-out product views per class and carton faces per face class, by default.
+HOLDOUT_PER_CLASS, HOLDOUT_FACE_PER_CLASS = 200, 100
+
+
 def render_mix(
     mix: Mix,
     seed: int,

@@ -31,6 +31,9 @@ import torch
 from torch import nn
 
 from edge.vision.defects.data import (
+    HOLDOUT_FACE_PER_CLASS,
+    HOLDOUT_PER_CLASS,
+    TRAIN_MIX,
     Frames,
     Mix,
     load_labelled,
@@ -58,14 +61,16 @@ class TrainConfig:
     """Everything that determines the trained model (with the code version)."""
 
     seed: int = 1
-    per_class: int = 500
-    ok_factor: int = 3  # good items are most of a real line: give "ok" more variety
+    per_class: int = TRAIN_MIX.per_class
+    ok_factor: int = (
+        TRAIN_MIX.ok_factor
+    )  # good items are most of a real line: give "ok" more variety
     # Carton faces as the gate camera sees them (fixtures.defects.face): ok/crush/tear/wet.
     # Smudged, taped, glared faces are what a line shows most, so "ok" faces get a factor too.
-    face_per_class: int = 250
-    face_ok_factor: int = 3
-    holdout_per_class: int = 200
-    holdout_face_per_class: int = 100
+    face_per_class: int = TRAIN_MIX.face_per_class
+    face_ok_factor: int = TRAIN_MIX.face_ok_factor
+    holdout_per_class: int = HOLDOUT_PER_CLASS
+    holdout_face_per_class: int = HOLDOUT_FACE_PER_CLASS
     val_fraction: float = 0.15
     # Frames rendered only to choose the thresholds, pooled with the validation split: this
     # many times the generated training mix, from seeds no training uses
