@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge.vision.ocr.config import OcrConfig
-from edge.vision.ocr.reader import ASN, JSON_KEYS, CartonRead, Reader
+from edge.vision.ocr.config import NEVER, OcrConfig
+from edge.vision.ocr.reader import ASN, JSON_KEYS, CartonRead, FrameRead, Reader
 from edge.vision.ocr.samples import SampleStore
+from tests.ocr import probs
 from tests.ocr.conftest import label, printed_line
 
 CODE = ["(01)06901234567892", "(17)270831(10)A24B117"]
@@ -210,6 +212,66 @@ def test_a_look_alike_twin_on_the_asn_sends_the_read_to_review(reader: Reader) -
     assert r.status == "REVIEW" and r.reason is not None and "look-alike" in r.reason
 
 
+class _Scripted:
+    """A recogniser that 'reads' each located line as the hand-made matrix given for it."""
+
+    charset = probs.CHARSET
+
+    def __init__(self, lines: list[np.ndarray]) -> None:
+        self.lines = lines
+
+    def __call__(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        assert len(crops) == len(self.lines), "the label's lines were not located one by one"
+        return list(self.lines)
+
+
+@pytest.mark.parametrize(
+    ("o_column", "margin", "status"),
+    [
+        ({"O": 0.995}, 5.0, "ACCEPTED"),  # the print draws an O: no doubt about the twin
+        ({"O": 0.995}, NEVER, "REVIEW"),  # a look-alike twin always goes to a person
+        ({"O": 0.6, "0": 0.35}, 5.0, "REVIEW"),  # a smudged O that may be a zero
+    ],
+)
+def test_a_twin_lot_is_accepted_only_when_the_print_tells_the_twins_apart_by_the_margin(
+    o_column: dict[str, float], margin: float, status: str
+) -> None:
+    lot = "A24B1O7"
+    line1 = f"(17)270831(10){lot}"
+    at = line1.index("O")
+    scripted = _Scripted([probs.matrix(CODE[0]), probs.matrix(line1, overrides={at: o_column})])
+    # temperature 1: the hand-made matrices are as peaked as they are meant to be
+    config = OcrConfig(recognizer="crnn", temperature=1.0, twin_margin=margin)
+    reader = Reader(config, crnn=scripted)
+    truth = {**TRUTH, "lot": lot}
+    asn = [ASN(**truth), ASN(**{**truth, "lot": "A24B107"})]
+    r = reader.read(label([CODE[0], line1]), asn)
+    assert r.status == status, r
+    assert _fields(r) == truth
+    if status == "REVIEW":
+        assert r.reason is not None and "look-alike lot (A24B107)" in r.reason
+
+
+def test_twin_odds_weigh_the_read_lot_against_its_likeliest_twin() -> None:
+    from edge.vision.ocr.locate import Located, Region
+
+    reader = Reader(OcrConfig(recognizer="crnn", temperature=1.0), crnn=_Scripted([]))
+    located = Located(Region(0, 0, 10, 10, 0.0), ())
+
+    def odds(column: dict[str, float], twins: list[str]) -> float:
+        m = probs.matrix("LOT A1O7", overrides={6: column})
+        frame = FrameRead(located, (reader.decoder.line(m),), (m,))
+        return reader._twin_odds([frame], "A1O7", twins)
+
+    clear = odds({"O": 0.995}, ["A107"])
+    assert clear > 5.0
+    assert odds({"O": 0.5, "0": 0.45}, ["A107"]) < 0.5
+    # the likeliest twin decides: a clear O against a 0 and an I twin elsewhere
+    assert odds({"O": 0.995}, ["A107", "AIO7"]) <= clear
+    # a lot no frame shows has no odds either way
+    assert odds({"O": 0.995}, ["ZZZZ"]) > 0 and reader._twin_odds([], "A1O7", ["A107"]) == 0.0
+
+
 def test_text_takes_each_line_from_the_recogniser_the_grammar_explains_best() -> None:
     from edge.vision.ocr.decode import LineRead
     from edge.vision.ocr.locate import Located, Region
@@ -270,6 +332,17 @@ def test_each_recogniser_gets_its_calibrated_temperature_unless_one_is_set() -> 
     assert OcrConfig().calibrated_temperature == TEMPERATURE["ppocr"] == 1.75
     assert OcrConfig(recognizer="crnn").calibrated_temperature == TEMPERATURE["crnn"] == 1.6
     assert OcrConfig(recognizer="crnn", temperature=2.0).calibrated_temperature == 2.0
+
+
+def test_each_recogniser_gets_its_calibrated_twin_margin_unless_one_is_set() -> None:
+    from edge.vision.ocr.config import TWIN_MARGIN
+
+    assert OcrConfig().calibrated_twin_margin == TWIN_MARGIN["ppocr"] == 9.8
+    assert OcrConfig(recognizer="crnn").calibrated_twin_margin == TWIN_MARGIN["crnn"] == 7.2
+    # two recognisers' evidence adds up and was not fitted: their twins always go to REVIEW
+    assert OcrConfig(recognizer="both").calibrated_twin_margin == NEVER
+    assert OcrConfig(recognizer="cascade").calibrated_twin_margin == NEVER
+    assert OcrConfig(recognizer="crnn", twin_margin=3.0).calibrated_twin_margin == 3.0
 
 
 def test_a_production_date_not_before_the_expiry_is_review(reader: Reader) -> None:

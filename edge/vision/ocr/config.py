@@ -39,6 +39,23 @@ Recognizer = Literal["ppocr", "crnn", "both", "cascade"]
 # - both, cascade: PP-OCR's value (not calibrated on their own).
 TEMPERATURE: dict[str, float] = {"ppocr": 1.75, "crnn": 1.6, "both": 1.75, "cascade": 1.75}
 
+# Per recogniser: the twin margin (OcrConfig.twin_margin), fitted on the calibration seed's frames
+# (5000000, 300 per smudge bucket 0-50 %): for every look-alike variant of each carton's true lot
+# (one character swapped within 0/O/D/Q, 1/I/L or 5/S), the natural log of how much more likely
+# the recogniser's output at its temperature makes the true lot than the variant. A variant that
+# beats the truth by more than the margin is a wrong read the margin would let through. The rule:
+# the margin is the worst such log-odds seen plus 3 (twenty times the odds).
+# - crnn: 7.2 for crnn-2026.12.07-s6 (7,725 variant pairs on 1,639 frames whose lot has a
+#   look-alike character): the worst variant beat the truth by 4.13 ('RGH0F' for 'RGHQF', 30 %
+#   smudge); 10 beat it by more than 3, 2 by more than 4. The truth beat 32 % of the variants by
+#   7 or more (far more at low smudge).
+# - ppocr: 9.8. PP-OCR reads a leading 'L' as '1' with conviction: 'L260704' as '1260704' by
+#   6.71 at 0 % smudge, 'L220302' by 5.68; 7 variants beat the truth by more than 5. The truth
+#   beat 1 % of the variants by 10 or more: PP-OCR's twins still go to REVIEW, nearly all of them.
+# - both, cascade: not fitted (two recognisers' evidence adds up): every twin goes to REVIEW.
+NEVER = 1e9
+TWIN_MARGIN: dict[str, float] = {"ppocr": 9.8, "crnn": 7.2, "both": NEVER, "cascade": NEVER}
+
 
 class OcrConfig(StrictModel):
     accept_threshold: float = Field(
@@ -96,6 +113,15 @@ class OcrConfig(StrictModel):
         description="share of a look-alike character's probability (0/O, 8/B, 5/S, ...) "
         "spread over its group before a lot's confidence is computed",
     )
+    twin_margin: float | None = Field(
+        None,
+        ge=0.0,
+        le=1e9,
+        description="with an ASN that lists look-alike lots for one GTIN and expiry (0/O, 1/I/L, "
+        "5/S: '1907' and '19O7'), how much more likely (natural log of the odds) the print must "
+        "make the read lot than each twin before the read may be ACCEPTED (default: the "
+        "recogniser's calibrated margin, TWIN_MARGIN; 1e9: such reads always go to REVIEW)",
+    )
     evidence_weight: float = Field(
         0.5,
         ge=0.0,
@@ -122,6 +148,11 @@ class OcrConfig(StrictModel):
     samples_max_mb: int = Field(
         200, ge=1, le=100_000, description="disk cap of the sample store; oldest dropped first"
     )
+
+    @property
+    def calibrated_twin_margin(self) -> float:
+        """The twin margin in effect: the set value, else the recogniser's calibrated one."""
+        return self.twin_margin if self.twin_margin is not None else TWIN_MARGIN[self.recognizer]
 
     @property
     def calibrated_temperature(self) -> float:

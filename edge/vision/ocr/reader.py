@@ -129,6 +129,9 @@ class Reader:
             repair_cap=self.config.repair_cap,
         )
         self.matcher = AsnMatcher(self.decoder.index)
+        # scores look-alike lots against each other: spreading a look-alike's probability over
+        # its group (as the matcher does) would hide the very difference being weighed
+        self._twin_matcher = AsnMatcher(self.decoder.index, confusion=0.0)
         self.samples = samples
         self._lock = threading.Lock()
         self._warm_decoder()
@@ -325,6 +328,14 @@ class Reader:
                     return True
         return False
 
+    def _twin_odds(self, frames: Sequence[FrameRead], lot: str, twins: Sequence[str]) -> float:
+        """Natural log of how much more likely the frames make ``lot`` than the likeliest of
+        its look-alike ``twins`` (each value's best spot on any line, summed over frames, on the
+        probabilities at the reader's temperature; 0 when none of them is seen)."""
+        soft = [[soften(p, self.temperature) for p in fr.probs] for fr in frames]
+        scores = self._twin_matcher.field_scores(soft, "lot", [lot, *twins], frozenset())
+        return min(scores[lot] - scores[t] for t in twins)
+
     def _status(
         self,
         missing: list[str],
@@ -358,11 +369,15 @@ class Reader:
             if key not in on_list and partly:
                 return REVIEW, f"{code}: fields match the ASN only in part"
             lot = values["lot"] or ""
-            twins = [k for k in on_list if k != key and k[::2] == key[::2] and _twins(k[1], lot)]
-            if twins:
+            twins = sorted(
+                k[1] for k in on_list if k != key and k[::2] == key[::2] and _twins(k[1], lot)
+            )
+            margin = self.config.calibrated_twin_margin
+            if twins and self._twin_odds(frames, lot, twins) < margin:
                 # lots '1907' and '19O7' for one product and date: many fonts draw 0 and O
-                # alike and the recogniser was seen sure of the wrong one (0.96)
-                return REVIEW, f"{code}: the ASN lists a look-alike lot ({twins[0][1]})"
+                # alike and the recogniser was seen sure of the wrong one (0.96); only print
+                # that tells them apart far beyond that lets the read through
+                return REVIEW, f"{code}: the ASN lists a look-alike lot ({twins[0]})"
         if confidence < self.config.accept_threshold:
             return (
                 REVIEW,
