@@ -26,6 +26,12 @@ reads first); ``--ref-per-bucket 0`` reads them all.
 ``--breakdown`` also prints where the frames that are not ACCEPTED and correct were lost, each
 counted once, at the first stage that went wrong (see :func:`attribute`).
 
+``--twin-odds`` fits a recogniser's ``[ocr] twin_margin`` (see edge/vision/ocr/config.py): on
+each frame whose lot has a look-alike character, how much more likely the recogniser makes the
+true lot than each one-swap twin of it; the margin is the worst twin's lead plus 3.
+
+    .venv/bin/python bench/ocr.py --recognizer crnn --seed 5000000 --frames 300 --twin-odds
+
 ``--calibrate T1,T2,...`` fits a recogniser's temperature instead: each frame is located and
 recognised once, then decoded and gated at each temperature (use another ``--seed`` than the
 benchmark's, e.g. 5000000); per temperature it prints ACCEPTED and right per bucket, wrong
@@ -55,7 +61,7 @@ from edge.codes.text import parse_text
 from edge.vision.ocr.config import OcrConfig
 from edge.vision.ocr.decode import Decoder
 from edge.vision.ocr.locate import Located, locate
-from edge.vision.ocr.reader import ASN, CartonRead, FrameRead, Reader
+from edge.vision.ocr.reader import ASN, CartonRead, FrameRead, Reader, _twins
 
 BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 FIELDS = ("gtin", "lot", "expiry", "prod_date", "sscc")
@@ -296,6 +302,52 @@ def calibrate(reader: Reader, args: Any, temperatures: list[float]) -> None:
         print(f"T {t}: " + " | ".join(cells), flush=True)
 
 
+def lot_twins(lot: str) -> list[str]:
+    """Every lot that differs from ``lot`` by one look-alike swap the reader's twin rule knows
+    (a zero and an O, D or Q; a one and an I or L; a five and an S)."""
+    out = {
+        lot[:i] + alt + lot[i + 1 :]
+        for i, ch in enumerate(lot)
+        for group in ("0ODQ", "1IL", "5S")
+        if ch in group
+        for alt in group
+        if alt != ch
+    }
+    return sorted(t for t in out if _twins(t, lot))
+
+
+def twin_odds(reader: Reader, args: Any) -> None:
+    """Fit ``[ocr] twin_margin``: on each frame, the log-odds of the carton's true lot over
+    each of its look-alike twins (:func:`lot_twins`). A twin favoured over the truth by more
+    than a margin is a wrong read that margin would let through (if the ASN listed the twin)."""
+    pairs: list[tuple[float, str, str, float]] = []
+    n_frames = 0
+    for smudge, _seed, image, truth in frames(args.frames, args.seed):
+        lot = str(truth["lot"])
+        twins = lot_twins(lot)
+        if not twins:
+            continue
+        n_frames += 1
+        fr = reader._frame(image)
+        pairs += [(reader._twin_odds([fr], lot, [t]), lot, t, smudge) for t in twins]
+    print(
+        f"twin odds: seed {args.seed}, {args.frames} frames per bucket, recognizer "
+        f"{reader.config.recognizer} at temperature {reader.temperature}; {n_frames} frames "
+        f"whose lot has a look-alike character, {len(pairs)} (lot, twin) pairs"
+    )
+    print()
+    print("| margin | twins beating the truth by more | truth beating its twins by at least |")
+    print("|---|---|---|")
+    for m in (2, 3, 4, 5, 6, 7, 8, 9, 10, 12):
+        wrong = sum(o < -m for o, *_ in pairs)
+        right = sum(o >= m for o, *_ in pairs)
+        print(f"| {m} | {wrong} | {right} ({100 * right / max(len(pairs), 1):.0f} %) |")
+    print()
+    print("Twins most favoured over the truth (log-odds, true lot, twin, smudge):")
+    for o, lot, t, smudge in sorted(pairs)[:8]:
+        print(f"  {o:7.2f}  {lot}  {t}  {smudge:.0%}")
+
+
 def frames(per_bucket: int, seed: int) -> Iterator[tuple[float, int, np.ndarray, dict[str, Any]]]:
     from fixtures.cartons import frame_seed, generate_frame
 
@@ -369,6 +421,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated temperatures: fit the recogniser's temperature instead",
     )
+    ap.add_argument(
+        "--twin-odds",
+        action="store_true",
+        help="fit the recogniser's twin margin instead (use the calibration seed)",
+    )
     args = ap.parse_args(argv)
 
     cfg = OcrConfig(threads=args.threads)
@@ -377,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     reader = Reader(cfg)
     if args.calibrate:
         calibrate(reader, args, [float(t) for t in args.calibrate.split(",")])
+        return 0
+    if args.twin_odds:
+        twin_odds(reader, args)
         return 0
     ref = rapidocr_reader() if args.ref_per_bucket >= 0 else None
     ref_n = args.ref_per_bucket or args.frames
