@@ -59,9 +59,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.codes.text import parse_text
 from edge.vision.ocr.config import OcrConfig
-from edge.vision.ocr.decode import Decoder
+from edge.vision.ocr.decode import Decoder, soften
 from edge.vision.ocr.locate import Located, locate
-from edge.vision.ocr.reader import ASN, CartonRead, FrameRead, Reader, _twins
+from edge.vision.ocr.reader import _TWIN_GROUPS, ASN, CartonRead, FrameRead, Reader, _twins
 
 BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 FIELDS = ("gtin", "lot", "expiry", "prod_date", "sscc")
@@ -308,7 +308,7 @@ def lot_twins(lot: str) -> list[str]:
     out = {
         lot[:i] + alt + lot[i + 1 :]
         for i, ch in enumerate(lot)
-        for group in ("0ODQ", "1IL", "5S")
+        for _, group in _TWIN_GROUPS
         if ch in group
         for alt in group
         if alt != ch
@@ -329,7 +329,8 @@ def twin_odds(reader: Reader, args: Any) -> None:
             continue
         n_frames += 1
         fr = reader._frame(image)
-        pairs += [(reader._twin_odds([fr], lot, [t]), lot, t, smudge) for t in twins]
+        soft = [[soften(p, reader.temperature) for p in fr.probs]]
+        pairs += [(reader._twin_odds(soft, lot, [t]), lot, t, smudge) for t in twins]
     print(
         f"twin odds: seed {args.seed}, {args.frames} frames per bucket, recognizer "
         f"{reader.config.recognizer} at temperature {reader.temperature}; {n_frames} frames "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.vision.ocr.config import NEVER, OcrConfig
-from edge.vision.ocr.reader import ASN, JSON_KEYS, CartonRead, FrameRead, Reader
+from edge.vision.ocr.reader import ASN, JSON_KEYS, CartonRead, Reader
 from edge.vision.ocr.samples import SampleStore
 from tests.ocr import probs
 from tests.ocr.conftest import label, printed_line
@@ -253,15 +253,11 @@ def test_a_twin_lot_is_accepted_only_when_the_print_tells_the_twins_apart_by_the
 
 
 def test_twin_odds_weigh_the_read_lot_against_its_likeliest_twin() -> None:
-    from edge.vision.ocr.locate import Located, Region
-
     reader = Reader(OcrConfig(recognizer="crnn", temperature=1.0), crnn=_Scripted([]))
-    located = Located(Region(0, 0, 10, 10, 0.0), ())
 
     def odds(column: dict[str, float], twins: list[str]) -> float:
-        m = probs.matrix("LOT A1O7", overrides={6: column})
-        frame = FrameRead(located, (reader.decoder.line(m),), (m,))
-        return reader._twin_odds([frame], "A1O7", twins)
+        # one frame of one line: 'LOT A1O7' with the O's column as given
+        return reader._twin_odds([[probs.matrix("LOT A1O7", overrides={6: column})]], "A1O7", twins)
 
     clear = odds({"O": 0.995}, ["A107"])
     assert clear > 5.0

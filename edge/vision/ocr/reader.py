@@ -232,6 +232,8 @@ class Reader:
         values = {n: (fused[n].value if n in fused else None) for n in (*REQUIRED, *OPTIONAL)}
         confs = {n: f.confidence for n, f in fused.items()}
         match = None
+        # the recogniser's probabilities at the reader's temperature, for scoring ASN values
+        soft = [[soften(p, self.temperature) for p in fr.probs] for fr in frames] if expect else []
         if expect:
             open_reads = {
                 n: (f.value, f.confidence, frozenset(r.tag for r in reads[n]))
@@ -239,7 +241,7 @@ class Reader:
                 if n in REQUIRED
             }
             match = self.matcher.match(
-                [[soften(p, self.temperature) for p in fr.probs] for fr in frames],
+                soft,
                 [{"gtin": a.gtin, "lot": a.lot, "expiry": a.expiry} for a in expect],
                 open_reads,
                 self.config.asn_other_weight,
@@ -261,7 +263,7 @@ class Reader:
                 confs[n] = 0.0 if n in match.unseen else match.probability
         missing = [n for n in REQUIRED if values[n] is None]
         confidence = min((confs[n] for n in values if values[n] is not None), default=0.0)
-        status, reason = self._status(missing, confidence, values, expect, frames)
+        status, reason = self._status(missing, confidence, values, expect, frames, soft)
         if (
             status == ACCEPTED
             and match is not None
@@ -328,11 +330,13 @@ class Reader:
                     return True
         return False
 
-    def _twin_odds(self, frames: Sequence[FrameRead], lot: str, twins: Sequence[str]) -> float:
+    def _twin_odds(
+        self, soft: Sequence[Sequence[npt.NDArray[np.float64]]], lot: str, twins: Sequence[str]
+    ) -> float:
         """Natural log of how much more likely the frames make ``lot`` than the likeliest of
-        its look-alike ``twins`` (each value's best spot on any line, summed over frames, on the
-        probabilities at the reader's temperature; 0 when none of them is seen)."""
-        soft = [[soften(p, self.temperature) for p in fr.probs] for fr in frames]
+        its look-alike ``twins`` (each value's best spot on any line, summed over frames, on
+        ``soft``: per frame, its lines' probabilities at the reader's temperature; 0 when none
+        of them is seen)."""
         scores = self._twin_matcher.field_scores(soft, "lot", [lot, *twins], frozenset())
         return min(scores[lot] - scores[t] for t in twins)
 
@@ -343,7 +347,10 @@ class Reader:
         values: dict[str, str | None],
         expect: Sequence[ASN] | None,
         frames: Sequence[FrameRead],
+        soft: Sequence[Sequence[npt.NDArray[np.float64]]],
     ) -> tuple[str, str | None]:
+        """Status and reason of a read; ``soft``: the frames' probabilities at the reader's
+        temperature (given with an ASN)."""
         code = ErrorCode.UNREADABLE.value
         if not any(fr.lines for fr in frames):
             return UNREADABLE, f"{code}: no printed text found"
@@ -373,7 +380,7 @@ class Reader:
                 k[1] for k in on_list if k != key and k[::2] == key[::2] and _twins(k[1], lot)
             )
             margin = self.config.calibrated_twin_margin
-            if twins and self._twin_odds(frames, lot, twins) < margin:
+            if twins and self._twin_odds(soft, lot, twins) < margin:
                 # lots '1907' and '19O7' for one product and date: many fonts draw 0 and O
                 # alike and the recogniser was seen sure of the wrong one (0.96); only print
                 # that tells them apart far beyond that lets the read through
