@@ -62,9 +62,8 @@ class TrainConfig:
 
     seed: int = 1
     per_class: int = TRAIN_MIX.per_class
-    ok_factor: int = (
-        TRAIN_MIX.ok_factor
-    )  # good items are most of a real line: give "ok" more variety
+    # good items are most of a real line: give "ok" more variety
+    ok_factor: int = TRAIN_MIX.ok_factor
     # Carton faces as the gate camera sees them (fixtures.defects.face): ok/crush/tear/wet.
     # Smudged, taped, glared faces are what a line shows most, so "ok" faces get a factor too.
     face_per_class: int = TRAIN_MIX.face_per_class

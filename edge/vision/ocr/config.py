@@ -116,7 +116,7 @@ class OcrConfig(StrictModel):
     twin_margin: float | None = Field(
         None,
         ge=0.0,
-        le=1e9,
+        le=NEVER,
         description="with an ASN that lists look-alike lots for one GTIN and expiry (0/O, 1/I/L, "
         "5/S: '1907' and '19O7'), how much more likely (natural log of the odds) the print must "
         "make the read lot than each twin before the read may be ACCEPTED (default: the "
