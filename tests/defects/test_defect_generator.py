@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 
 from fixtures.cartons import HOLDOUT as CARTON_HOLDOUT
-from fixtures.defects import CLASSES, FRAME_H, FRAME_W, HOLDOUT, TRAIN, render_sample
+from fixtures.defects import (
+    CLASSES,
+    FRAME_H,
+    FRAME_W,
+    HOLDOUT,
+    TRAIN,
+    Domain,
+    damage,
+    render_sample,
+)
 from fixtures.defects.__main__ import main as generator_cli
 from fixtures.defects.bottle import (
     RANDOM_GLASS,
@@ -21,6 +32,7 @@ from fixtures.defects.bottle import (
     random_glass,
     random_shape,
 )
+from fixtures.defects.damage import CRUSH_KINDS, TEAR_KINDS, WET_KINDS, _pick
 from fixtures.defects.face import FACE_CLASSES, FACE_H, FACE_W, face_settings, render_face
 from fixtures.defects.textures import RANDOM_PATTERNS, conveyor, random_conveyor
 
@@ -217,3 +229,123 @@ def test_randomised_training_frames_are_seeded() -> None:
         if a.meta["conveyor"] in RANDOM_PATTERNS:
             assert np.array_equal(a.image, render_sample(seed, "ok", TRAIN).image)
     assert seen & set(RANDOM_PATTERNS)
+
+
+# Sha256 of the held-out carton faces of seeds 0-2 (pixels and damage box) as rendered before the
+# training domain drew more kinds of damage (commit acb8b27): like the product frames above,
+# training-side variety must leave them alone.
+HOLDOUT_FACE_SHA256 = {
+    "ok": "c9f6c0bdaed288e93da2363f976348a7a17115f33bbeb9c3791ac12a15638e24",
+    "crush": "e5bc3a18a56171981f40702dd175b556ed1aecad36704324b0fdebe28a48090a",
+    "tear": "4f22590f2a20913070ea195b63f41eea53db7393a500654ad7410489988c482a",
+    "wet": "051b3e110975b6dece458c6e6420b89de7f634f7694e6ba12ffe8f5f0584f309",
+}
+
+
+@pytest.mark.parametrize("label", FACE_CLASSES)
+def test_holdout_faces_are_unchanged(label: str) -> None:
+    h = hashlib.sha256()
+    for seed in range(3):
+        img, box, _ = render_face(seed, label, HOLDOUT)
+        h.update(img.tobytes())
+        h.update(repr(box).encode())
+    assert h.hexdigest() == HOLDOUT_FACE_SHA256[label]
+
+
+_KINDS = {"crush": CRUSH_KINDS, "tear": TEAR_KINDS, "wet": WET_KINDS}
+
+
+def _only(label: str, kind: str) -> Domain:
+    """TRAIN drawing only ``kind`` of ``label`` damage."""
+    kinds: dict[str, tuple[str, ...]] = {f"{label}_kinds": (kind,)}
+    return dataclasses.replace(TRAIN, **kinds)  # type: ignore[arg-type]
+
+
+def test_held_out_damage_is_the_classic_kind_and_training_draws_more() -> None:
+    # The held-out set draws the original shapes only (no extra random number, so its frames
+    # stay as pinned above); training draws every kind, the original one most often.
+    for label, kinds in _KINDS.items():
+        held, train = getattr(HOLDOUT, f"{label}_kinds"), getattr(TRAIN, f"{label}_kinds")
+        assert held == ("classic",)
+        assert set(train) == set(kinds)
+        assert max(train, key=train.count) == "classic"
+    # More kinds, not wider ranges: training's damage ranges stay clear of the held-out ones.
+    assert TRAIN.crush_depth[0] >= HOLDOUT.crush_depth[1]
+    assert TRAIN.tear_size[0] >= HOLDOUT.tear_size[1]
+    assert TRAIN.wet_size[1] <= HOLDOUT.wet_size[0]
+    # Stains: the two ranges have shared 0.80-0.82 since the first generator; the held-out
+    # set's faint end (0.82-0.86) is what training never draws, and the new kinds keep to it.
+    assert TRAIN.wet_darkness[1] < HOLDOUT.wet_darkness[1]
+
+
+@pytest.mark.parametrize(
+    ("label", "kind"), [(label, kind) for label, kinds in _KINDS.items() for kind in kinds]
+)
+def test_every_damage_kind_renders_seeded_with_a_box(label: str, kind: str) -> None:
+    dom = _only(label, kind)
+    classic = _only(label, "classic")
+    for seed in range(4):
+        s = render_sample(seed, label, dom)
+        again = render_sample(seed, label, dom)
+        assert np.array_equal(s.image, again.image) and s.box == again.box
+        assert s.box is not None
+        x0, y0, x1, y1 = s.box
+        assert 0 <= x0 < x1 <= FRAME_W and 0 <= y0 < y1 <= FRAME_H, s.box
+        assert (x1 - x0) * (y1 - y0) >= 9
+        if kind != "classic":  # same scene up to the damage, drawn another way
+            assert not np.array_equal(s.image, render_sample(seed, label, classic).image)
+    img, box, _ = render_face(5, label, dom)
+    assert np.array_equal(img, render_face(5, label, dom)[0])
+    assert box is not None
+    x0, y0, x1, y1 = box
+    assert 0 <= x0 < x1 <= FACE_W and 0 <= y0 < y1 <= FACE_H, box
+
+
+def test_kinds_are_picked_per_item_and_a_single_kind_draws_nothing() -> None:
+    for label, kinds in _KINDS.items():
+        listed = getattr(TRAIN, f"{label}_kinds")
+        picks = [_pick(np.random.default_rng(i), listed, kinds) for i in range(400)]
+        assert set(picks) == set(kinds)
+        assert max(set(picks), key=picks.count) == "classic"
+    # One kind: no random number drawn, so the generator's later draws are as before.
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert _pick(a, ("classic",), WET_KINDS) == "classic"
+    assert a.random() == b.random()
+
+
+@pytest.mark.parametrize("kind", WET_KINDS)
+def test_stains_are_never_fainter_than_the_domains_faintest(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Drying and tint vary the new kinds' look, but every stained pixel is soaked with a
+    # darkness inside the domain's wet_darkness and a tint no lighter than the classic one in
+    # any channel: the variety must not reach into the held-out set's fainter stains.
+    soaked: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
+    real_soak = damage._soak
+
+    def spy(
+        img: npt.NDArray[np.float32],
+        stain: npt.NDArray[np.bool_],
+        dark: float | npt.NDArray[np.float32],
+        tint: npt.NDArray[np.float32],
+    ) -> None:
+        # A darkness map counts only where the stain is; a number counts everywhere.
+        values = np.broadcast_to(np.asarray(dark, np.float32), stain.shape)[stain]
+        soaked.append((values, tint))
+        real_soak(img, stain, dark, tint)
+
+    monkeypatch.setattr(damage, "_soak", spy)
+    dom = _only("wet", kind)
+    lo, hi = dom.wet_darkness
+    for seed in range(6):
+        render_sample(seed, "wet", dom)
+        render_face(seed, "wet", dom)
+    assert soaked
+    for dark, tint in soaked:
+        assert dark.size == 0 or (lo - 1e-6 <= dark.min() and dark.max() <= hi + 1e-6)
+        assert (tint <= damage._WET_TINT + 1e-6).all()
+
+
+def test_unknown_damage_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown damage kind"):
+        render_sample(0, "tear", dataclasses.replace(TRAIN, tear_kinds=("classic", "melted")))
