@@ -98,7 +98,11 @@ freeze at score >= **{result.freeze_threshold:.4f}**, review from
   grey/black/blue belts, slats and procedurally randomised belts of any colour with stripes,
   ridges or a mesh of random pitch and orientation, and bare metal rollers and slats; clear
   PET, amber and green glass and PET and glass of random tint; two fixed bottle shapes and
-  random parametric profiles).
+  random parametric profiles). Crush, tears and stains are drawn in more kinds than the
+  held-out set's, with training's own ranges (`fixtures.defects.damage`: dents mid-panel,
+  several dents, crushed edges and top flaps; punctures, slits, tears at an edge, two tears;
+  several stains, drips, water wicked up from the bottom, stains at an edge or under tape or
+  a label, with uneven drying and tide lines of varying width and number).
 - Training, carton faces as the gate camera sees them (`fixtures.defects.face`):
   {cfg.face_per_class} frames per class `ok`, `crush`, `tear`, `wet` ({cfg.face_ok_factor}x for
   `ok`), each a `fixtures.cartons` frame (printed code, inkjet smudges, smears, dirt,
