@@ -32,6 +32,13 @@ true lot than each one-swap twin of it; the margin is the worst twin's lead plus
 
     .venv/bin/python bench/ocr.py --recognizer crnn --seed 5000000 --frames 300 --twin-odds
 
+``--optional-bars B1,B2,...`` fits ``[ocr] optional_threshold``, the bar a production date or
+SSCC must reach on its own (no ASN confirms them): it lists the most confident wrong optional
+fields and, per bar, ACCEPTED and right and wrong ACCEPTED in each mode (calibration seeds).
+
+    .venv/bin/python bench/ocr.py --recognizer crnn --seed 5100000 --frames 300 \
+        --optional-bars 0.85,0.88,0.9,0.92,0.95 --threads 1
+
 ``--calibrate T1,T2,...`` fits a recogniser's temperature instead: each frame is located and
 recognised once, then decoded and gated at each temperature (use another ``--seed`` than the
 benchmark's, e.g. 5000000); per temperature it prints ACCEPTED and right per bucket, wrong
@@ -256,15 +263,25 @@ def _breakdown_row(name: str, bd: Breakdown) -> None:
     print(f"| {name} | " + " | ".join(cells) + f" | {wrong} | {conf} |")
 
 
-def calibrate(reader: Reader, args: Any, temperatures: list[float]) -> None:
-    """Decoder and gate re-run at each temperature on recogniser outputs computed once."""
-    cached: list[tuple[float, Located, list[Any], list[ASN], dict[str, str | None]]] = []
+Recognised = tuple[float, Located, list[Any], list[ASN], dict[str, str | None]]
+
+
+def recognised(reader: Reader, args: Any) -> list[Recognised]:
+    """Each frame located and recognised once (smudge, located lines, the recogniser's output,
+    the frame's ASN, the true fields), for re-running the decoder and gate on."""
+    cached: list[Recognised] = []
     recent: list[dict[str, Any]] = []
     for smudge, seed, image, truth in frames(args.frames, args.seed):
         loc = locate(image)
         asn = make_asn(truth, recent, seed)
         cached.append((smudge, loc, reader.recognizer(loc.lines), asn, truth_fields(truth)))
         recent = [truth, *recent][: args.asn_size - 1]
+    return cached
+
+
+def calibrate(reader: Reader, args: Any, temperatures: list[float]) -> None:
+    """Decoder and gate re-run at each temperature on recogniser outputs computed once."""
+    cached = recognised(reader, args)
     print(
         f"calibration: {args.frames} frames per bucket, seed {args.seed}, recognizer "
         f"{reader.config.recognizer}; ACCEPTED and right % per bucket "
@@ -300,6 +317,67 @@ def calibrate(reader: Reader, args: Any, temperatures: list[float]) -> None:
             total = 100 * sum(right.values()) / max(sum(n.values()), 1)
             cells.append(f"{mode}: {per} all {total:.1f} %, wrong {wrong}, worst {worst:.2f}")
         print(f"T {t}: " + " | ".join(cells), flush=True)
+
+
+def optional_bars(reader: Reader, args: Any, bars: list[float]) -> None:
+    """Fit ``[ocr] optional_threshold``: the confidence a prod date or SSCC needs on its own.
+
+    Each frame is read once in each mode with the bar at its top (0.9999); the bar is checked
+    last, so a read stopped by it alone would be ACCEPTED at any bar its weakest optional
+    field reaches. Prints the most confident wrong optional fields (on any read with GTIN, lot
+    and expiry: the fitting rule) and, per bar, ACCEPTED and right and wrong ACCEPTED."""
+    top = reader.config.model_copy(update={"optional_threshold": 0.9999})
+    reader.config = top
+    cached = recognised(reader, args)
+    wrong_fields: list[tuple[float, str, str, str | None, str | None, float]] = []
+    # per mode: (right if accepted, weakest optional confidence or None, accepted at the top)
+    outcomes: dict[str, list[tuple[bool, float | None, bool]]] = {"open": [], "asn": []}
+    # weakest optional confidence of reads stopped by the bar alone that misread one of them
+    misread: list[float] = []
+    for smudge, loc, probs, asn, want in cached:
+        lines = tuple(reader.decoder.line(p) for p in probs)
+        fr = FrameRead(loc, lines, tuple(probs), 0)
+        for mode in ("open", "asn"):
+            r = reader._result([fr], asn if mode == "asn" else None, None, time.perf_counter())
+            ok = all(getattr(r, k) == want[k] for k in FIELDS)
+            if r.gtin and r.lot and r.expiry:
+                wrong_fields += [
+                    (r.field_confidence[n], mode, n, getattr(r, n), want[n], smudge)
+                    for n in ("prod_date", "sscc")
+                    if getattr(r, n) is not None and getattr(r, n) != want[n]
+                ]
+            opt = [r.field_confidence[n] for n in ("prod_date", "sscc") if getattr(r, n)]
+            barred = r.status == "REVIEW" and (r.reason or "").endswith("(no ASN confirms it)")
+            weakest = min(opt) if barred and opt else None
+            outcomes[mode].append((ok, weakest, r.status == "ACCEPTED"))
+            if weakest is not None and any(
+                getattr(r, n) not in (None, want[n]) for n in ("prod_date", "sscc")
+            ):
+                misread.append(weakest)
+    print(
+        f"optional bar: seed {args.seed}, {args.frames} frames per bucket, recognizer "
+        f"{reader.config.recognizer} at temperature {reader.temperature}; "
+        f"{len(wrong_fields)} wrong prod dates / SSCCs on reads with GTIN, lot and expiry"
+    )
+    print("Most confident wrong optional fields (confidence, mode, field, read, truth, smudge):")
+    for conf, mode, name, got, want_v, smudge in sorted(wrong_fields, reverse=True)[:8]:
+        print(f"  {conf:.3f}  {mode}  {name}  {got}  {want_v}  {smudge:.0%}")
+    print(
+        "Most confident misread prod date or SSCC that only the bar stops (the fitting rule: "
+        "the bar is this plus 0.03, at least accept_threshold): "
+        + (f"{max(misread):.3f}" if misread else "none")
+    )
+    print()
+    print("| bar | open: ACCEPTED and right | wrong | ASN: ACCEPTED and right | wrong |")
+    print("|---|---|---|---|---|")
+    for bar in bars:
+        cells = []
+        for mode in ("open", "asn"):
+            acc = [(ok, w) for ok, w, top_ok in outcomes[mode] if top_ok or (w or 0.0) >= bar]
+            right = sum(ok for ok, _ in acc)
+            n = len(outcomes[mode])
+            cells += [f"{100 * right / max(n, 1):.1f} %", str(len(acc) - right)]
+        print(f"| {bar} | " + " | ".join(cells) + " |")
 
 
 def lot_twins(lot: str) -> list[str]:
@@ -427,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fit the recogniser's twin margin instead (use the calibration seed)",
     )
+    ap.add_argument(
+        "--optional-bars",
+        default="",
+        help="comma-separated bars: fit the prod date / SSCC bar instead (calibration seeds)",
+    )
     args = ap.parse_args(argv)
 
     cfg = OcrConfig(threads=args.threads)
@@ -435,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     reader = Reader(cfg)
     if args.calibrate:
         calibrate(reader, args, [float(t) for t in args.calibrate.split(",")])
+        return 0
+    if args.optional_bars:
+        optional_bars(reader, args, [float(b) for b in args.optional_bars.split(",")])
         return 0
     if args.twin_odds:
         twin_odds(reader, args)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.vision.ocr.config import NEVER, OcrConfig
+from edge.vision.ocr.config import NEVER, OPTIONAL_THRESHOLD, OcrConfig
 from edge.vision.ocr.reader import ASN, JSON_KEYS, CartonRead, Reader
 from edge.vision.ocr.samples import SampleStore
 from tests.ocr import probs
@@ -339,6 +339,41 @@ def test_each_recogniser_gets_its_calibrated_twin_margin_unless_one_is_set() -> 
     assert OcrConfig(recognizer="both").calibrated_twin_margin == NEVER
     assert OcrConfig(recognizer="cascade").calibrated_twin_margin == NEVER
     assert OcrConfig(recognizer="crnn", twin_margin=3.0).calibrated_twin_margin == 3.0
+
+
+@pytest.mark.parametrize("with_asn", [False, True])
+@pytest.mark.parametrize(("bar", "status"), [(0.85, "ACCEPTED"), (0.95, "REVIEW")])
+def test_a_prod_date_must_reach_its_own_bar_whatever_the_asn_confirms(
+    with_asn: bool, bar: float, status: str
+) -> None:
+    prod = "(11)250831"
+    # the prod date's '5' is a little smudged (a '6' is possible): its own confidence ~0.86,
+    # while an ASN confirms GTIN, lot and expiry at ~1.0
+    smudged = probs.matrix(prod, overrides={5: {"5": 0.9, "6": 0.09}})
+    scripted = _Scripted([probs.matrix(CODE[0]), probs.matrix(CODE[1]), smudged])
+    config = OcrConfig(recognizer="crnn", temperature=1.0, optional_threshold=bar)
+    r = Reader(config, crnn=scripted).read(
+        label([*CODE, prod]), [ASN(**TRUTH)] if with_asn else None
+    )
+    assert r.status == status, r
+    assert _fields(r) == TRUTH and r.prod_date == "2025-08-31"
+    assert 0.85 < r.field_confidence["prod_date"] < 0.95
+    if with_asn:
+        assert r.field_confidence["lot"] > 0.99
+    if status == "REVIEW":
+        assert r.reason is not None and r.reason.startswith("UNREADABLE: prod_date confidence")
+        assert "no ASN confirms it" in r.reason
+    assert "field_confidence" not in r.as_json()
+
+
+def test_the_optional_fields_bar_is_calibrated_and_never_below_the_accept_threshold() -> None:
+    for name in ("ppocr", "crnn", "both", "cascade"):
+        bar = OcrConfig(recognizer=name).calibrated_optional_threshold
+        assert bar == max(OPTIONAL_THRESHOLD[name], 0.85)
+    assert OcrConfig(optional_threshold=0.9).calibrated_optional_threshold == 0.9
+    # a bar under the general threshold would not lower it
+    lowered = OcrConfig(accept_threshold=0.9, optional_threshold=0.86)
+    assert lowered.calibrated_optional_threshold == 0.9
 
 
 def test_a_production_date_not_before_the_expiry_is_review(reader: Reader) -> None:

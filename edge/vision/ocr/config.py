@@ -56,6 +56,22 @@ TEMPERATURE: dict[str, float] = {"ppocr": 1.75, "crnn": 1.6, "both": 1.75, "casc
 NEVER = 1e9
 TWIN_MARGIN: dict[str, float] = {"ppocr": 9.8, "crnn": 7.2, "both": NEVER, "cascade": NEVER}
 
+# Per recogniser: the bar a production date or SSCC must reach on its own
+# (OcrConfig.optional_threshold). An ASN confirms GTIN, lot and expiry, not these: with an ASN
+# the read's confidence is the match's for those three and the optional fields' own for the
+# rest, so a misread prod date can ride through on the strength of a confirmed lot (CRNN s7,
+# not shipped, accepted two at 0.857 and 0.88 on bench seed 7000000). Fitted with
+# `bench/ocr.py --optional-bars` on two calibration seeds' frames (5000000 and 5100000, 300
+# per smudge bucket 0-50 %) at the recogniser's temperature: the bar is the most confident
+# misread prod date or SSCC that no other rule stops, plus 0.03, and never below
+# accept_threshold.
+# - crnn (s6) and ppocr: no such read on either seed (the most confident misread prod dates,
+#   0.90 and 0.86 for the CRNN, 0.70 for PP-OCR, were all stopped by other rules), so the bar
+#   is accept_threshold's. Raising it costs
+#   (CRNN, ASN, ACCEPTED and right): 0.90 -0.9 to -1.5 points, 0.95 -6 points.
+# - both, cascade: not fitted; accept_threshold's.
+OPTIONAL_THRESHOLD: dict[str, float] = {"ppocr": 0.85, "crnn": 0.85, "both": 0.85, "cascade": 0.85}
+
 
 class OcrConfig(StrictModel):
     accept_threshold: float = Field(
@@ -122,6 +138,14 @@ class OcrConfig(StrictModel):
         "make the read lot than each twin before the read may be ACCEPTED (default: the "
         "recogniser's calibrated margin, TWIN_MARGIN; 1e9: such reads always go to REVIEW)",
     )
+    optional_threshold: float | None = Field(
+        None,
+        ge=0.5,
+        le=0.9999,
+        description="confidence a production date or SSCC must reach on its own before the "
+        "read may be ACCEPTED; no ASN line confirms these fields (default: the recogniser's "
+        "calibrated bar, OPTIONAL_THRESHOLD)",
+    )
     evidence_weight: float = Field(
         0.5,
         ge=0.0,
@@ -153,6 +177,15 @@ class OcrConfig(StrictModel):
     def calibrated_twin_margin(self) -> float:
         """The twin margin in effect: the set value, else the recogniser's calibrated one."""
         return self.twin_margin if self.twin_margin is not None else TWIN_MARGIN[self.recognizer]
+
+    @property
+    def calibrated_optional_threshold(self) -> float:
+        """The optional fields' bar in effect: the set value, else the recogniser's fitted one;
+        never below ``accept_threshold``."""
+        bar = self.optional_threshold
+        if bar is None:
+            bar = OPTIONAL_THRESHOLD[self.recognizer]
+        return max(bar, self.accept_threshold)
 
     @property
     def calibrated_temperature(self) -> float:

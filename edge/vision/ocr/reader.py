@@ -5,8 +5,9 @@ and check-digit constrained) -> ``fuse`` per field over lines and frames -> stat
 
 Status rules: ``ERROR`` when the input is not a usable image; ``UNREADABLE`` (with a reason)
 when no line parses or GTIN, lot or expiry is missing; otherwise ``ACCEPTED`` when the lowest
-field confidence reaches the threshold and ``REVIEW`` below it. A read whose fields match
-different lines of the given ASN is ``REVIEW`` whatever its confidence.
+field confidence reaches the threshold, and a production date or SSCC its own stricter bar
+(no ASN confirms them), and ``REVIEW`` below it. A read whose fields match different lines of
+the given ASN is ``REVIEW`` whatever its confidence.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class ASN:
 @dataclass(frozen=True)
 class CartonRead:
     """One read. The first ten fields are the JSON keys; ``reason`` says why it is not ACCEPTED
-    (with a stable error code) and goes to stderr in the CLI, not into the JSON."""
+    (with a stable error code) and goes to stderr in the CLI, not into the JSON; neither does
+    ``field_confidence``."""
 
     file: str | None
     status: str
@@ -80,6 +82,9 @@ class CartonRead:
     confidence: float
     latency_ms: float
     reason: str | None = field(default=None, compare=False)
+    #: each reported field's confidence (GTIN, lot and expiry: the ASN match's when it decided
+    #: them); not a JSON key
+    field_confidence: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         """Exactly the CLI's keys."""
@@ -284,6 +289,16 @@ class Reader:
                     f"{ErrorCode.UNREADABLE.value}: the lot read ({fused['lot'].value}) is at "
                     f"least as near the ASN's {rival} as {values['lot']}"
                 )
+        bar = self.config.calibrated_optional_threshold
+        weak = sorted((confs[n], n) for n in OPTIONAL if values[n] is not None and confs[n] < bar)
+        if status == ACCEPTED and weak:
+            # no ASN line vouches for a prod date or SSCC (the match confirms GTIN, lot and
+            # expiry only): the field's own read must carry it
+            status = REVIEW
+            reason = (
+                f"{ErrorCode.UNREADABLE.value}: {weak[0][1]} confidence {weak[0][0]:.3f} below "
+                f"{bar} (no ASN confirms it)"
+            )
         return CartonRead(
             file=file,
             status=status,
@@ -291,6 +306,7 @@ class Reader:
             confidence=round(confidence if not missing else 0.0, 4),
             latency_ms=round((time.perf_counter() - start) * 1000, 1),
             reason=reason,
+            field_confidence={n: round(confs[n], 4) for n in values if values[n] is not None},
             **values,
         )
 
