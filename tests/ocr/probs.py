@@ -41,6 +41,11 @@ def matrix(
     return np.asarray(rows)
 
 
+def blank(frames: int = 24, p: float = 0.995) -> np.ndarray:
+    """``frames`` frames of blank: a strip with no print."""
+    return np.asarray([_row({"": p}, len(CHARSET)) for _ in range(frames)])
+
+
 def _row(dist: Mapping[str, float], n: int) -> np.ndarray:
     rest = max(1.0 - sum(dist.values()), 1e-6)
     r = np.full(n, rest / n)

@@ -159,3 +159,38 @@ def test_texture_beside_the_code_makes_the_faint_search_blind() -> None:
     clean = np.full((160, 900), 200, np.uint8)
     _dot_line(clean, (60, 80), 880, 40, 1)
     assert not _split_lines(clean).blind
+
+
+def test_the_strips_beside_the_code_are_probes_stretched_like_its_lines() -> None:
+    import cv2
+
+    from edge.vision.ocr.locate import locate
+
+    def code(third_ink: int | None) -> np.ndarray:
+        img = np.full((400, 900), 225, np.uint8)
+        for i, text in enumerate(["(01)06901234567892", "(10)A24B117"]):
+            cv2.putText(img, text, (80, 120 + 60 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 30, 3)
+        if third_ink is not None:
+            # a line so faint (under tape) that the localiser does not cut it out
+            cv2.putText(img, "(11)250831", (80, 240), cv2.FONT_HERSHEY_SIMPLEX, 1.4, third_ink, 3)
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+
+    clean = locate(code(None))
+    assert len(clean.lines) == 2 and len(clean.probes) == 2
+    # above the first line and below the last, as wide as the lines' crops; plain board stays
+    # plain: stretched like the line beside it, not blown up on its own
+    assert all(p.shape[1] == clean.lines[0].shape[1] for p in clean.probes)
+    assert all(int(p.min()) > 200 for p in clean.probes)
+    ghost = locate(code(205))
+    assert len(ghost.lines) == 2 and ghost.faint == ()
+    above, below = ghost.probes
+    assert int(above.min()) > 200 and int(below.min()) < int(below.max()) - 15
+
+
+def test_a_code_at_the_edge_of_the_image_has_no_probe_beyond_it() -> None:
+    from edge.vision.ocr.locate import locate
+    from tests.ocr.conftest import label
+
+    # a tight crop of one line: the strips beyond it are cut to nothing by the image's edges
+    located = locate(label(["(01)06901234567892"])[14:-14])
+    assert len(located.lines) == 1 and len(located.probes) < 2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge.vision.ocr.config import NEVER, OPTIONAL_THRESHOLD, OcrConfig
+from edge.vision.ocr.locate import locate
 from edge.vision.ocr.reader import ASN, JSON_KEYS, CartonRead, Reader
 from edge.vision.ocr.samples import SampleStore
 from tests.ocr import probs
@@ -136,9 +137,11 @@ def test_a_line_read_as_a_stray_mark_blocks_acceptance(reader: Reader) -> None:
         frame = FrameRead(loc, (code, LineRead(stray, (), False)), (), 0)
         assert reader._unexplained([frame], values) is blocks, stray
     assert not reader._unexplained([FrameRead(loc, (code,), (), 0)], values)
-    # and a localiser blind beside the code (texture at the low threshold) blocks it too
+    # a localiser blind beside the code (texture at the low threshold) does not block it by
+    # itself: the strips beside the code are read before a read is ACCEPTED, and print there
+    # blocks it (test_print_beside_the_code_blocks_a_read_without_its_prod_date)
     blind = Located(Region(0, 0, 10, 10, 0.0), (), blind=True)
-    assert reader._unexplained([FrameRead(blind, (code,), (), 0)], values)
+    assert not reader._unexplained([FrameRead(blind, (code,), (), 0)], values)
 
 
 def test_a_second_different_lot_on_the_carton_blocks_acceptance(reader: Reader) -> None:
@@ -213,14 +216,21 @@ def test_a_look_alike_twin_on_the_asn_sends_the_read_to_review(reader: Reader) -
 
 
 class _Scripted:
-    """A recogniser that 'reads' each located line as the hand-made matrix given for it."""
+    """A recogniser that 'reads' each located line as the hand-made matrix given for it, and
+    the strips beside the code (the reader's second call in a read, if any) as ``beside``
+    (default: blank)."""
 
     charset = probs.CHARSET
 
-    def __init__(self, lines: list[np.ndarray]) -> None:
+    def __init__(self, lines: list[np.ndarray], beside: str = "") -> None:
         self.lines = lines
+        self.beside = beside
+        self.calls = 0
 
     def __call__(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self.calls += 1
+        if self.calls > 1:
+            return [probs.matrix(self.beside) if self.beside else probs.blank() for _ in crops]
         assert len(crops) == len(self.lines), "the label's lines were not located one by one"
         return list(self.lines)
 
@@ -313,11 +323,13 @@ def test_cascade_reads_with_the_second_recogniser_only_when_the_first_is_not_sur
     cascade.recognizers = [sure, second]
     r = cascade.read(label(CODE))
     assert r.status == "ACCEPTED" and _fields(r) == TRUTH
-    assert sure.crops == 2 and second.crops == 0
+    # the first recogniser read the two lines, then the strips beside them (no SSCC read)
+    beside = len(locate(label(CODE)).probes)
+    assert sure.crops == 2 + beside and second.crops == 0
     blind, second = _Counting(pp, blank=True), _Counting(pp)
     cascade.recognizers = [blind, second]
     r = cascade.read(label(CODE))
-    assert blind.crops == 2 and second.crops == 2
+    assert blind.crops == 2 and second.crops == 2 + beside
     assert r.status == "ACCEPTED" and _fields(r) == TRUTH
     assert r.text == "\n".join(CODE)  # the line text comes from the recogniser that read it
 
@@ -364,6 +376,33 @@ def test_a_prod_date_must_reach_its_own_bar_whatever_the_asn_confirms(
         assert r.reason is not None and r.reason.startswith("UNREADABLE: prod_date confidence")
         assert "no ASN confirms it" in r.reason
     assert "field_confidence" not in r.as_json()
+
+
+@pytest.mark.parametrize("with_asn", [False, True])
+@pytest.mark.parametrize(("beside", "status"), [("", "ACCEPTED"), ("2.10", "REVIEW")])
+def test_print_beside_the_code_blocks_a_read_without_its_prod_date(
+    with_asn: bool, beside: str, status: str
+) -> None:
+    # the prod date's line is under tape: the localiser cuts out two lines, and only the strip
+    # below them shows what is left of it
+    scripted = _Scripted([probs.matrix(CODE[0]), probs.matrix(CODE[1])], beside=beside)
+    reader = Reader(OcrConfig(recognizer="crnn", temperature=1.0), crnn=scripted)
+    r = reader.read(label(CODE), [ASN(**TRUTH)] if with_asn else None)
+    assert r.status == status, r
+    assert _fields(r) == TRUTH and r.prod_date is None
+    assert scripted.calls == 2  # the strips were read once, after the lines
+    if status == "REVIEW":
+        assert r.reason == "UNREADABLE: print beside the code not understood ('2.10')"
+
+
+def test_the_strips_beside_the_code_are_not_read_when_nothing_is_missing() -> None:
+    code = [*CODE, "(11)250831", "(00)369012340000000017"]
+    scripted = _Scripted([probs.matrix(line) for line in code], beside="2.10")
+    reader = Reader(OcrConfig(recognizer="crnn", temperature=1.0), crnn=scripted)
+    r = reader.read(label(code))
+    assert r.status == "ACCEPTED", r
+    assert r.prod_date == "2025-08-31" and r.sscc is not None
+    assert scripted.calls == 1
 
 
 def test_the_optional_fields_bar_is_calibrated_and_never_below_the_accept_threshold() -> None:

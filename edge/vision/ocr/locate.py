@@ -53,8 +53,14 @@ class Located:
     # about the region's centre): where the line was cut, for measuring the localiser
     boxes: tuple[tuple[int, int, int, int], ...] = ()
     # the low-threshold search saw texture, not lines, next to the code: a faint line there
-    # could be neither found nor ruled out
+    # could be neither found nor ruled out by ink alone (the reader no longer sends such reads
+    # to REVIEW for it: it has the probes below read instead; kept for diagnosis)
     blind: bool = False
+    # the strips just above the first line and below the last, where one more line of the
+    # code would sit, contrast-stretched like their neighbouring line (not on their own, which
+    # would blow plain board up into ink): the reader has them recognised before it accepts a
+    # read without a prod date or SSCC, to see whether print it did not read lies there
+    probes: tuple[Gray, ...] = ()
 
 
 def to_gray(image: npt.NDArray[np.uint8]) -> Gray:
@@ -89,10 +95,10 @@ def dark_background(gray: Gray) -> bool:
     return bool(med - lo < hi - med)
 
 
-def normalise(gray: Gray, invert: bool | None = None) -> Gray:
+def normalise(gray: Gray, invert: bool | None = None, like: Gray | None = None) -> Gray:
     """Stretch contrast to light paper and dark ink; flip light-on-dark prints (``invert``,
-    or decided on ``gray`` itself when None)."""
-    lo, hi = _percentiles(gray, (2, 98))
+    or decided on ``gray`` itself when None). ``like``: stretch as this image would be."""
+    lo, hi = _percentiles(gray if like is None else like, (2, 98))
     out = gray
     if invert if invert is not None else dark_background(gray):
         out = 255 - gray
@@ -128,6 +134,7 @@ def locate(image: npt.NDArray[np.uint8]) -> Located:
         cut.faint,
         boxes=tuple(cut.boxes),
         blind=cut.blind,
+        probes=tuple(cut.probes),
     )
 
 
@@ -405,6 +412,43 @@ class _Split(NamedTuple):
     faint: tuple[int, ...]
     boxes: list[tuple[int, int, int, int]]
     blind: bool
+    probes: list[Gray]
+
+
+# A probe strip: from PROBE_GAP to PROBE_GAP + PROBE_HEIGHT line heights beyond the outer line
+# (one more line printed at the code's own spacing, or up to about one line height further;
+# a strip taller than that shrinks a line too much for the recogniser). A strip the region
+# cuts to under PROBE_MIN line heights is not probed.
+PROBE_GAP, PROBE_HEIGHT, PROBE_MIN = 0.15, 1.6, 0.8
+
+
+def _probes(
+    gray: Gray,
+    bands: list[tuple[int, int]],
+    cols: tuple[int, int],
+    crops: list[Gray],
+    invert: bool,
+) -> list[Gray]:
+    """The strips above the first and below the last of ``bands`` (see :data:`PROBE_GAP`),
+    under the code's columns, each stretched like the line beside it."""
+    h, w = gray.shape
+    heights = sorted(b - a for a, b in bands)
+    line_h = heights[len(heights) // 2]
+    x0, x1 = cols
+    pad = int(line_h * 0.4)
+    x0, x1 = max(x0 - pad, 0), min(x1 + pad, w)
+    first, last = bands[0], bands[-1]
+    near = int(PROBE_GAP * line_h)
+    far = int((PROBE_GAP + PROBE_HEIGHT) * line_h)
+    spans = [
+        (max(first[0] - far, 0), max(first[0] - near, 0), crops[0]),
+        (min(last[1] + near, h), min(last[1] + far, h), crops[-1]),
+    ]
+    return [
+        normalise(gray[a:b, x0:x1], invert, like=ref)
+        for a, b, ref in spans
+        if b - a >= PROBE_MIN * line_h
+    ]
 
 
 def _split_lines(gray: Gray, invert: bool = False) -> _Split:
@@ -417,7 +461,7 @@ def _split_lines(gray: Gray, invert: bool = False) -> _Split:
     ink = _line_ink(gray, k, hat=hat)
     bands, rows = _bands(ink)
     if not bands:
-        return _Split([normalise(gray, invert)], 0, (), [(0, 0, w, h)], False)
+        return _Split([normalise(gray, invert)], 0, (), [(0, 0, w, h)], False, [])
     tallest = max(b - a for a, b in bands)
     kept = [b for b in bands if b[1] - b[0] >= 0.35 * tallest]
     # a thin band with some ink mass (4% of the region's) may be a line mostly hidden by tape
@@ -442,7 +486,11 @@ def _split_lines(gray: Gray, invert: bool = False) -> _Split:
         out.append(normalise(crop, invert))
         boxes.append(box)
     faint_idx = tuple(i for i, band in enumerate(bands) if band in faint)
-    return _Split(out, dropped, faint_idx, boxes, found.blind)
+    cols = np.flatnonzero(ink[kept[0][0] : kept[-1][1]].any(axis=0))
+    span = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, w)
+    refs = [gray[a:b, box[0] : box[2]] for (a, b), box in zip(bands, boxes, strict=True)]
+    probes = _probes(gray, bands, span, refs, invert)
+    return _Split(out, dropped, faint_idx, boxes, found.blind, probes)
 
 
 def _split_band(
