@@ -188,6 +188,25 @@ def test_digit_coverage_skips_ai_labels_and_allows_look_alikes() -> None:
     assert _digit_coverage("(17)300130(11)270719", ["300130"]) == 0.5
 
 
+def test_a_run_of_digits_no_field_explains_is_ink_not_understood(reader: Reader) -> None:
+    from edge.vision.ocr.decode import LineRead
+    from edge.vision.ocr.locate import Located, Region
+    from edge.vision.ocr.reader import FrameRead, _loose_run
+
+    # an SSCC whose label was lost, glued to the GTIN: the GTIN (two misread digits) covers 13
+    # of the line's 18 digits, more than the 0.7 the coverage rule asks, and leaves five
+    gtin = "4005220495205"
+    assert _loose_run("GTIN 400522849529502961", [gtin]) == 5
+    assert _loose_run("GTIN 4005220495205 29", [gtin]) == 2  # a stray digit or two is not
+    assert _loose_run("(01)06901234567892", ["06901234567892"]) == 0
+    assert _loose_run("(11)250831", []) == 6  # the AI's digits are a label, not a run
+    values: dict[str, str | None] = {**TRUTH, "gtin": "0" + gtin, "prod_date": None, "sscc": None}
+    loc = Located(Region(0, 0, 10, 10, 0.0), ())
+    for text, blocks in (("GTIN 400522849529502961", True), ("GTIN 4005228495205", False)):
+        frame = FrameRead(loc, (LineRead(text, (), True),), (), 0)
+        assert reader._unexplained([frame], values) is blocks, text
+
+
 def test_lots_differing_only_by_look_alikes_a_font_draws_alike_are_twins() -> None:
     from edge.vision.ocr.reader import _twins
 
