@@ -356,7 +356,7 @@ def test_cascade_reads_with_the_second_recogniser_only_when_the_first_is_not_sur
 def test_each_recogniser_gets_its_calibrated_temperature_unless_one_is_set() -> None:
     from edge.vision.ocr.config import TEMPERATURE
 
-    assert OcrConfig().calibrated_temperature == TEMPERATURE["ppocr"] == 1.75
+    assert OcrConfig().calibrated_temperature == TEMPERATURE["ppocr"] == 1.9
     assert OcrConfig(recognizer="crnn").calibrated_temperature == TEMPERATURE["crnn"] == 1.6
     assert OcrConfig(recognizer="crnn", temperature=2.0).calibrated_temperature == 2.0
 
@@ -364,7 +364,7 @@ def test_each_recogniser_gets_its_calibrated_temperature_unless_one_is_set() -> 
 def test_each_recogniser_gets_its_calibrated_twin_margin_unless_one_is_set() -> None:
     from edge.vision.ocr.config import TWIN_MARGIN
 
-    assert OcrConfig().calibrated_twin_margin == TWIN_MARGIN["ppocr"] == 9.8
+    assert OcrConfig().calibrated_twin_margin == TWIN_MARGIN["ppocr"] == 9.2
     assert OcrConfig(recognizer="crnn").calibrated_twin_margin == TWIN_MARGIN["crnn"] == 7.2
     # two recognisers' evidence adds up and was not fitted: their twins always go to REVIEW
     assert OcrConfig(recognizer="both").calibrated_twin_margin == NEVER

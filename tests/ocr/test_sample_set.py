@@ -60,9 +60,11 @@ def test_clean_frames_are_read_and_the_asn_helps(frame_reads: list[Any]) -> None
     plain = sum(correct(p, t) for _, t, p, _ in frame_reads)
     with_asn = sum(correct(a, t) for _, t, _, a in frame_reads)
     clean_asn = sum(correct(a, t) for n, t, _, a in frame_reads if "/b00_" in n)
-    # floors under today's figures (3 and 7 of 30, 2-3 of 5 clean): they catch a broken
-    # reader, the bench measures the real rates on 600 frames
-    assert plain >= 2 and with_asn >= plain + 3 and clean_asn >= 2
+    # floors under today's figures (1 and 5 of 30, 2 of 5 clean): they catch a broken reader,
+    # the bench measures the real rates on 600 frames. Open reads were 2-3 of 30 until PP-OCR's
+    # temperature went from 1.75 to 1.9 (2026-12-07: at 1.75 it accepted two wrong lots without
+    # an ASN on a second calibration seed); the ASN floor is what it was (2 + 3)
+    assert plain >= 1 and with_asn >= max(plain + 3, 5) and clean_asn >= 2
 
 
 def test_every_frame_gets_a_status_and_its_text(frame_reads: list[Any]) -> None:
