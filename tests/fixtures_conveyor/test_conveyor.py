@@ -81,3 +81,19 @@ def test_damage_stays_clear_of_the_code() -> None:
         code = cv2.absdiff(out[100:200, 100:600], img[100:200, 100:600])
         assert float(code.mean()) < 2.0, kind
         assert x1 > x0 and y1 > y0
+
+
+def test_the_conveyor_draws_training_damage_in_its_original_shapes_only() -> None:
+    # the demo's and the pipeline bench's footage must not change when training draws more
+    # kinds of damage (fixtures.defects.domains.TRAIN's *_kinds)
+    import dataclasses
+
+    from fixtures.conveyor.damage import CONVEYOR
+    from fixtures.defects import TRAIN
+
+    assert CONVEYOR.crush_kinds == CONVEYOR.tear_kinds == CONVEYOR.wet_kinds == ("classic",)
+    assert len(set(TRAIN.crush_kinds)) > 1  # training itself does draw more
+    kinds = {"crush_kinds", "tear_kinds", "wet_kinds"}
+    for f in dataclasses.fields(TRAIN):
+        if f.name not in kinds:
+            assert getattr(CONVEYOR, f.name) == getattr(TRAIN, f.name), f.name
