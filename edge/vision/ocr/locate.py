@@ -53,8 +53,7 @@ class Located:
     # about the region's centre): where the line was cut, for measuring the localiser
     boxes: tuple[tuple[int, int, int, int], ...] = ()
     # the low-threshold search saw texture, not lines, next to the code: a faint line there
-    # could be neither found nor ruled out by ink alone (the reader no longer sends such reads
-    # to REVIEW for it: it has the probes below read instead; kept for diagnosis)
+    # could be neither found nor ruled out
     blind: bool = False
     # the strips just above the first line and below the last, where one more line of the
     # code would sit, contrast-stretched like their neighbouring line (not on their own, which
