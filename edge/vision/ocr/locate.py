@@ -425,11 +425,12 @@ def _probes(
     gray: Gray,
     bands: list[tuple[int, int]],
     cols: tuple[int, int],
-    crops: list[Gray],
+    refs: list[Gray],
     invert: bool,
 ) -> list[Gray]:
     """The strips above the first and below the last of ``bands`` (see :data:`PROBE_GAP`),
-    under the code's columns, each stretched like the line beside it."""
+    under the code's columns, each stretched like the line beside it (``refs``: the first and
+    last lines' raw crops)."""
     h, w = gray.shape
     heights = sorted(b - a for a, b in bands)
     line_h = heights[len(heights) // 2]
@@ -440,8 +441,8 @@ def _probes(
     near = int(PROBE_GAP * line_h)
     far = int((PROBE_GAP + PROBE_HEIGHT) * line_h)
     spans = [
-        (max(first[0] - far, 0), max(first[0] - near, 0), crops[0]),
-        (min(last[1] + near, h), min(last[1] + far, h), crops[-1]),
+        (max(first[0] - far, 0), max(first[0] - near, 0), refs[0]),
+        (min(last[1] + near, h), min(last[1] + far, h), refs[-1]),
     ]
     return [
         normalise(gray[a:b, x0:x1], invert, like=ref)
@@ -487,7 +488,8 @@ def _split_lines(gray: Gray, invert: bool = False) -> _Split:
     faint_idx = tuple(i for i, band in enumerate(bands) if band in faint)
     cols = np.flatnonzero(ink[kept[0][0] : kept[-1][1]].any(axis=0))
     span = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, w)
-    refs = [gray[a:b, box[0] : box[2]] for (a, b), box in zip(bands, boxes, strict=True)]
+    # the outer lines, raw, as the probes' contrast references
+    refs = [gray[bands[i][0] : bands[i][1], boxes[i][0] : boxes[i][2]] for i in (0, -1)]
     probes = _probes(gray, bands, span, refs, invert)
     return _Split(out, dropped, faint_idx, boxes, found.blind, probes)
 

@@ -360,10 +360,8 @@ class Reader:
                     and f.confidence >= 0.5
                     and f.value == values.get(f.name)
                 ]
-                explains = [*own, *forms]
-                if _digit_coverage(line.text, explains, by_field) < 0.7:
-                    return True
-                if _loose_run(line.text, explains, by_field) >= LOOSE_RUN:
+                digits, covered = _cover(line.text, [*own, *forms], by_field)
+                if _share(digits, covered) < 0.7 or _longest_loose(digits, covered) >= LOOSE_RUN:
                     return True
         return False
 
@@ -574,10 +572,11 @@ def _digit_coverage(
     that field's own label ('有效期至 2030/65-15' for an expiry 2030-08-15): the label says
     whose digits those are, so they cannot be a production date or SSCC that was not read.
     """
-    digits, covered = _cover(text, values, labelled)
-    if not digits:
-        return 1.0
-    return sum(1 for i in digits if i in covered) / len(digits)
+    return _share(*_cover(text, values, labelled))
+
+
+def _share(digits: Sequence[int], covered: set[int]) -> float:
+    return sum(1 for i in digits if i in covered) / len(digits) if digits else 1.0
 
 
 def _loose_run(
@@ -586,7 +585,10 @@ def _loose_run(
     """The longest run of adjacent digits in ``text`` that no value covers (as in
     :func:`_digit_coverage`): an SSCC or a prod date whose label was lost, glued to a field
     that covers the rest of its line ('GTIN 400522849529502961': the GTIN covers 13 of 18)."""
-    digits, covered = _cover(text, values, labelled)
+    return _longest_loose(*_cover(text, values, labelled))
+
+
+def _longest_loose(digits: Sequence[int], covered: set[int]) -> int:
     longest = run = 0
     prev = -2
     for i in digits:
